@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"math"
 	"time"
 	"unicode/utf8"
 )
@@ -27,7 +29,7 @@ const (
 // bundle's source node, to a user or a room of its destination.
 type Message struct {
 	Seq     uint64    // the source node's number for the message, from 1
-	Created time.Time // kept to the millisecond
+	Created time.Time // kept to the millisecond; the zero time is sent as 0
 	From    string    // user name at the source node
 	To      string    // user or room name at the destination
 	Room    bool      // To names a room
@@ -59,9 +61,13 @@ func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 	if m.ReplyTo != nil {
 		flags |= msgFlagReply
 	}
+	created, err := appendMillis("message time", m.Created)
+	if err != nil {
+		return nil, err
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, m.Seq)
-	b = binary.AppendUvarint(b, uint64(m.Created.UnixMilli()))
+	b = binary.AppendUvarint(b, created)
 	b = appendString(b, m.From)
 	b = appendString(b, m.To)
 	if m.ReplyTo != nil {
@@ -81,7 +87,7 @@ func ParseMessage(b []byte) (*Message, error) {
 	}
 	m := &Message{Room: flags&msgFlagRoom != 0}
 	m.Seq = d.uvarint()
-	m.Created = time.UnixMilli(int64(d.uvarint() & (1<<62 - 1))).UTC()
+	m.Created = d.millis()
 	m.From = d.string(MaxNameLen)
 	m.To = d.string(MaxNameLen)
 	if flags&msgFlagReply != 0 {
@@ -130,7 +136,7 @@ func (s ReceiptState) String() string {
 type Receipt struct {
 	Bundle ID
 	State  ReceiptState
-	At     time.Time // kept to the millisecond
+	At     time.Time // kept to the millisecond; the zero time is sent as 0
 	Seqs   []uint64  // the messages concerned, ascending; empty means all
 	Reason string    // why, for ReceiptFailed
 }
@@ -146,9 +152,13 @@ func (r *Receipt) AppendBinary(b []byte) ([]byte, error) {
 	if len(r.Seqs) > maxReceiptN {
 		return nil, &LimitError{What: "receipt message count", Got: uint64(len(r.Seqs)), Limit: maxReceiptN}
 	}
+	at, err := appendMillis("receipt time", r.At)
+	if err != nil {
+		return nil, err
+	}
 	b = append(b, byte(r.State))
 	b = append(b, r.Bundle[:]...)
-	b = binary.AppendUvarint(b, uint64(r.At.UnixMilli()))
+	b = binary.AppendUvarint(b, at)
 	b = binary.AppendUvarint(b, uint64(len(r.Seqs)))
 	var prev uint64
 	for i, s := range r.Seqs {
@@ -166,7 +176,7 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 	d := decoder{b: b, field: "receipt"}
 	r := &Receipt{State: ReceiptState(d.byte())}
 	copy(r.Bundle[:], d.bytes(32))
-	r.At = time.UnixMilli(int64(d.uvarint() & (1<<62 - 1))).UTC()
+	r.At = d.millis()
 	n := d.uvarint()
 	if n > maxReceiptN {
 		return nil, &LimitError{What: "receipt message count", Got: n, Limit: maxReceiptN}
@@ -194,15 +204,18 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 // follow it to the end of the record. A file larger than one record is
 // carried in several, each with the same Path and Size.
 type FileHeader struct {
-	Path   string // slash-separated, relative
+	Path   string // slash-separated, relative, without "." or ".." elements: see [fs.ValidPath]
 	Size   uint64 // the whole file's size
 	Offset uint64 // where this record's bytes go in the file
 }
 
 // AppendBinary appends the file header's encoding to b.
 func (f *FileHeader) AppendBinary(b []byte) ([]byte, error) {
-	if f.Path == "" || len(f.Path) > MaxPathLen || !utf8.ValidString(f.Path) {
-		return nil, &FormatError{Field: "file path", Reason: "empty, too long or not UTF-8"}
+	if len(f.Path) > MaxPathLen || !utf8.ValidString(f.Path) || !validPath(f.Path) {
+		return nil, &FormatError{Field: "file path", Reason: "empty, too long, not UTF-8 or not a relative slash-separated path"}
+	}
+	if f.Offset > f.Size {
+		return nil, &FormatError{Field: "file header", Reason: "offset past the file's end"}
 	}
 	b = appendString(b, f.Path)
 	b = binary.AppendUvarint(b, f.Size)
@@ -219,13 +232,33 @@ func ParseFileHeader(b []byte) (*FileHeader, int, error) {
 	if d.err != nil {
 		return nil, 0, d.err
 	}
-	if f.Path == "" {
-		return nil, 0, &FormatError{Field: "file header", Reason: "empty path"}
+	if !validPath(f.Path) {
+		return nil, 0, &FormatError{Field: "file header", Reason: fmt.Sprintf("path %q is not a relative slash-separated path", f.Path)}
 	}
 	if f.Offset > f.Size {
 		return nil, 0, &FormatError{Field: "file header", Reason: "offset past the file's end"}
 	}
 	return f, len(b) - len(d.b), nil
+}
+
+// validPath reports whether p names a file under a directory: it must not
+// be empty, rooted, or climb out with "..". The receiver joins it to a
+// directory of its own choosing.
+func validPath(p string) bool {
+	return p != "." && fs.ValidPath(p)
+}
+
+// appendMillis returns t in Unix milliseconds, with the zero time as 0.
+// A time before 1970 has no encoding.
+func appendMillis(field string, t time.Time) (uint64, error) {
+	if t.IsZero() {
+		return 0, nil
+	}
+	ms := t.UnixMilli()
+	if ms < 0 {
+		return 0, &FormatError{Field: field, Reason: "before 1970"}
+	}
+	return uint64(ms), nil
 }
 
 func checkName(field, s string) error {
@@ -274,8 +307,25 @@ func (d *decoder) uvarint() uint64 {
 		d.fail("bad or truncated varint")
 		return 0
 	}
+	if n != uvarintLen(v) {
+		d.fail("varint not minimally encoded")
+		return 0
+	}
 	d.b = d.b[n:]
 	return v
+}
+
+// millis reads a time in Unix milliseconds; 0 is the zero time.
+func (d *decoder) millis() time.Time {
+	ms := d.uvarint()
+	if ms > math.MaxInt64 {
+		d.fail("time out of range")
+		return time.Time{}
+	}
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(ms)).UTC()
 }
 
 func (d *decoder) bytes(n int) []byte {

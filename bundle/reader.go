@@ -38,9 +38,41 @@ type Reader struct {
 // signer is trusted: that is the caller's policy.
 func NewReader(r io.Reader, lim Limits) (*Reader, error) {
 	lim = lim.orDefault()
+	p, err := readPrefix(r, lim)
+	if err != nil {
+		return nil, err
+	}
+	if !p.sigValid {
+		return nil, fmt.Errorf("%w from %s", ErrSignature, p.h.Source.Short())
+	}
+	h := p.h
+	if total := uint64(p.size) + h.PayloadSize; h.PayloadSize > lim.MaxBundleSize || total > lim.MaxBundleSize {
+		return nil, &LimitError{What: "bundle size", Got: max(total, h.PayloadSize), Limit: lim.MaxBundleSize}
+	}
+	if h.ContentSize > lim.MaxContentSize {
+		return nil, &LimitError{What: "content size", Got: h.ContentSize, Limit: lim.MaxContentSize}
+	}
+	rd := &Reader{h: *h, signed: p.signed, sig: p.sig, lim: lim, prefixLen: p.size}
+	rd.id = sha256.Sum256(p.signed)
+	rd.payload = &payloadReader{r: r, left: h.PayloadSize, want: h.PayloadHash, h: sha256.New()}
+	return rd, nil
+}
+
+// prefix is what precedes a bundle's payload.
+type prefix struct {
+	h        *Header
+	signed   []byte // magic | hlen | header
+	sig      [SignatureSize]byte
+	sigValid bool
+	size     int // bytes of magic, hlen, header and signature
+}
+
+// readPrefix reads and parses magic, header length, header and signature,
+// and checks the signature without failing on it.
+func readPrefix(r io.Reader, lim Limits) (*prefix, error) {
 	var magic [len(Magic)]byte
 	n, err := io.ReadFull(r, magic[:])
-	if !bytes.HasPrefix(magic[:n], []byte(magicPrefix)[:min(n, len(magicPrefix))]) || n == 0 {
+	if n == 0 || !bytes.HasPrefix(magic[:n], []byte(magicPrefix)[:min(n, len(magicPrefix))]) {
 		return nil, ErrNotBundle
 	}
 	if err != nil {
@@ -59,14 +91,14 @@ func NewReader(r io.Reader, lim Limits) (*Reader, error) {
 	if !bytes.Equal(raw, binary.AppendUvarint(nil, hlen)) {
 		return nil, &FormatError{Field: "header length", Reason: "not minimally encoded"}
 	}
-	prefixLen := len(Magic) + len(raw) + int(hlen) + SignatureSize
-	buf := make([]byte, prefixLen)
+	size := len(Magic) + len(raw) + int(hlen) + SignatureSize
+	buf := make([]byte, size)
 	copy(buf, Magic)
 	copy(buf[len(Magic):], raw)
 	if _, err := io.ReadFull(r, buf[len(Magic)+len(raw):]); err != nil {
 		return nil, fmt.Errorf("%w: in header", ErrTruncated)
 	}
-	signed := buf[:prefixLen-SignatureSize]
+	signed := buf[:size-SignatureSize]
 	rawHeader := signed[len(Magic)+len(raw):]
 	h, err := parseHeader(rawHeader)
 	if err != nil {
@@ -75,20 +107,10 @@ func NewReader(r io.Reader, lim Limits) (*Reader, error) {
 	if !bytes.Equal(h.appendBinary(nil), rawHeader) {
 		return nil, &FormatError{Field: "header", Reason: "not canonically encoded"}
 	}
-	rd := &Reader{h: *h, signed: signed, lim: lim, prefixLen: prefixLen}
-	copy(rd.sig[:], buf[prefixLen-SignatureSize:])
-	if !ed25519.Verify(h.Source.PublicKey(), signed, rd.sig[:]) {
-		return nil, fmt.Errorf("%w from %s", ErrSignature, h.Source.Short())
-	}
-	if total := uint64(prefixLen) + h.PayloadSize; h.PayloadSize > lim.MaxBundleSize || total > lim.MaxBundleSize {
-		return nil, &LimitError{What: "bundle size", Got: max(total, h.PayloadSize), Limit: lim.MaxBundleSize}
-	}
-	if h.ContentSize > lim.MaxContentSize {
-		return nil, &LimitError{What: "content size", Got: h.ContentSize, Limit: lim.MaxContentSize}
-	}
-	rd.id = sha256.Sum256(signed)
-	rd.payload = &payloadReader{r: r, left: h.PayloadSize, want: h.PayloadHash, h: sha256.New()}
-	return rd, nil
+	p := &prefix{h: h, signed: signed, size: size}
+	copy(p.sig[:], buf[size-SignatureSize:])
+	p.sigValid = ed25519.Verify(h.Source.PublicKey(), signed, p.sig[:])
+	return p, nil
 }
 
 // readUvarint reads a uvarint one byte at a time, so that nothing past it
@@ -140,6 +162,11 @@ func (r *Reader) Payload() io.Reader {
 // Open decrypts the payload with the first of ids that can, and returns
 // its records. Records.Next returns io.EOF only after the whole payload has
 // been read and verified against the signed hash and content size.
+//
+// If no identity matches, Open reads the rest of the payload before it
+// returns an error wrapping [ErrNotRecipient], so that a damaged bundle is
+// reported as damaged ([ErrPayloadHash], [ErrTruncated], ...) rather than
+// as someone else's.
 func (r *Reader) Open(ids ...age.Identity) (*Records, error) {
 	if r.opened {
 		return nil, errors.New("bundle: payload already read")
@@ -147,14 +174,7 @@ func (r *Reader) Open(ids ...age.Identity) (*Records, error) {
 	r.opened = true
 	ar, err := age.Decrypt(r.payload, ids...)
 	if err != nil {
-		var noMatch *age.NoIdentityMatchError
-		if errors.As(err, &noMatch) {
-			return nil, fmt.Errorf("%w: no identity matches", ErrNotRecipient)
-		}
-		if e := r.payload.err; e != nil {
-			return nil, e
-		}
-		return nil, fmt.Errorf("bundle: decrypt: %w", err)
+		return nil, r.openError(err)
 	}
 	dec, err := getDecoder()
 	if err != nil {
@@ -173,6 +193,21 @@ func (r *Reader) Open(ids ...age.Identity) (*Records, error) {
 	}
 	rec.content = &countingReader{r: dec, max: r.h.ContentSize}
 	return rec, nil
+}
+
+// openError turns a failure to decrypt the age header into the reason the
+// bundle is refused. A damaged payload fails to decrypt too, and a damaged
+// recipient stanza looks like someone else's: the payload's own verdict is
+// more useful, so the rest of the payload is read to get it.
+func (r *Reader) openError(err error) error {
+	if perr := r.payload.drain(); perr != nil {
+		return perr
+	}
+	var noMatch *age.NoIdentityMatchError
+	if errors.As(err, &noMatch) {
+		return fmt.Errorf("%w: no identity matches", ErrNotRecipient)
+	}
+	return fmt.Errorf("bundle: decrypt: %w", err)
 }
 
 // payloadReader yields exactly left bytes of r and checks them against

@@ -163,6 +163,9 @@ func (rr *Records) uvarint() (uint64, error) {
 		if i == binary.MaxVarintLen64-1 && b > 1 {
 			return 0, &FormatError{Field: "record", Reason: "varint overflows 64 bits"}
 		}
+		if i > 0 && b == 0 {
+			return 0, &FormatError{Field: "record", Reason: "varint not minimally encoded"}
+		}
 		v |= uint64(b&0x7f) << (7 * i)
 		if b < 0x80 {
 			return v, nil

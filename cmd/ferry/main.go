@@ -1,0 +1,32 @@
+// Command ferry runs a ferry node: a delay-tolerant messenger and archive
+// for communities, carried by USB sticks, LAN, BLE and LoRa.
+//
+// Run "ferry help" for the commands. Exit status: 0 on success, 1 when the
+// command failed or (import) refused any bundle, 2 for a usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if !errors.Is(err, errQuiet) {
+			fmt.Fprintln(os.Stderr, "ferry:", err)
+		}
+		os.Exit(code)
+	}
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"ferry/node"
+)
+
+// exitError carries an exit status other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// errQuiet marks an error already reported on stderr.
+var errQuiet = errors.New("already reported")
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+// env is what a command sees of the world besides its arguments.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+type command struct {
+	name    string
+	args    string
+	summary string
+	run     func(ctx context.Context, e *env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"init", "[--data DIR] --name NAME", "create a node: keys, database, spool", cmdInit},
+		{"card", "[--data DIR] [--loc LAT,LON] [--addr HOST:PORT]", "print this node's signed card", cmdCard},
+		{"peer", "add|list [--data DIR] [--as NAME] [CARD|-]", "trust another node by its card, or list peers", cmdPeer},
+		{"user", "add|list [--data DIR] [NAME]", "add a user of this node, or list users", cmdUser},
+		{"send", "[--data DIR] --from USER --to USER@NODE TEXT", "queue a direct message", cmdSend},
+		{"inbox", "[--data DIR] --user USER [--json]", "show a user's direct messages and their delivery state", cmdInbox},
+		{"export", "[--data DIR] --to NODE --out DIR", "write every bundle a peer still lacks into a folder", cmdExport},
+		{"import", "[--data DIR] [--json] PATH...", "take in bundle files and folders of them", cmdImport},
+		{"bundle", "inspect [--json] FILE", "show a bundle's header, ID, signer and payload", cmdBundle},
+	}
+}
+
+// run runs ferry with args (without the program name).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, e, args[1:])
+		}
+	}
+	usage(stderr)
+	return usageError("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "ferry: a delay-tolerant messenger and archive for communities")
+	fmt.Fprintln(w, "\nUsage: ferry COMMAND [flags] [args]")
+	fmt.Fprintln(w, "\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n  %-8s   %s\n", c.name, c.summary, "", c.args)
+	}
+	fmt.Fprintln(w, "\n--data defaults to $FERRY_DATA, then ./ferry-data.")
+	fmt.Fprintln(w, "Exit status: 0 ok, 1 failure or a refused bundle, 2 usage error.")
+}
+
+// flags makes a flag set for a command, with --data when withData.
+func flags(name string, e *env) *flag.FlagSet {
+	fs := flag.NewFlagSet("ferry "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+func dataFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("FERRY_DATA")
+	if def == "" {
+		def = "ferry-data"
+	}
+	return fs.String("data", def, "the node's data directory")
+}
+
+// parse parses flags and positional arguments in any order.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &exitError{code: 0, err: errQuiet}
+			}
+			return nil, &exitError{code: 2, err: errQuiet}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func openNode(dir string) (*node.Node, error) {
+	return node.Open(dir, node.Options{})
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,190 @@
+package node
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"ferry/bundle"
+)
+
+// applier applies the records of one bundle for this node inside the
+// ingest transaction.
+type applier struct {
+	ctx  context.Context
+	n    *Node
+	tx   *sql.Tx
+	id   bundle.ID
+	h    *bundle.Header
+	now  int64
+	stmt *sql.Stmt
+	// users caches whether a local user exists.
+	users map[string]bool
+
+	okSeqs     []uint64 // messages applied, or already present
+	failedSeqs []uint64 // messages for users this node does not have
+	messages   int
+	receipts   int
+	delivered  []bundle.ID // our bundles confirmed by this bundle's receipts
+}
+
+func newApplier(ctx context.Context, n *Node, tx *sql.Tx, id bundle.ID, h *bundle.Header) (*applier, error) {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages
+		(origin, seq, from_user, to_node, to_user, room, reply_origin, reply_seq, body, created, received_at, bundle, state, state_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (origin, seq) DO NOTHING`)
+	if err != nil {
+		return nil, err
+	}
+	return &applier{ctx: ctx, n: n, tx: tx, id: id, h: h, now: n.now().UnixMilli(), stmt: stmt, users: map[string]bool{}}, nil
+}
+
+func (a *applier) close() { a.stmt.Close() }
+
+func (a *applier) record(typ bundle.RecordType, body []byte) error {
+	switch typ {
+	case bundle.RecordMessage:
+		m, err := bundle.ParseMessage(body)
+		if err != nil {
+			return err
+		}
+		return a.message(m)
+	case bundle.RecordReceipt:
+		r, err := bundle.ParseReceipt(body)
+		if err != nil {
+			return err
+		}
+		return a.receipt(r)
+	}
+	return nil
+}
+
+func (a *applier) message(m *bundle.Message) error {
+	if !m.Room {
+		ok, known := a.users[m.To]
+		if !known {
+			var err error
+			if ok, err = userExists(a.ctx, a.tx, m.To); err != nil {
+				return err
+			}
+			a.users[m.To] = ok
+		}
+		if !ok {
+			a.failedSeqs = append(a.failedSeqs, m.Seq)
+			return nil
+		}
+	}
+	var replyOrigin []byte
+	var replySeq any
+	if m.ReplyTo != nil {
+		replyOrigin, replySeq = m.ReplyTo.Node[:], m.ReplyTo.Seq
+	}
+	self := a.n.ID()
+	res, err := a.stmt.ExecContext(a.ctx, a.h.Source[:], m.Seq, m.From, self[:], m.To, m.Room,
+		replyOrigin, replySeq, m.Body, m.Created.UnixMilli(), a.now, a.id[:], StateReceived, a.now)
+	if err != nil {
+		return fmt.Errorf("node: store message: %w", err)
+	}
+	if k, _ := res.RowsAffected(); k > 0 {
+		a.messages++
+	}
+	a.okSeqs = append(a.okSeqs, m.Seq)
+	return nil
+}
+
+// receipt applies news of one of this node's bundles. Only the bundle's
+// destination may report on it.
+func (a *applier) receipt(r *bundle.Receipt) error {
+	self := a.n.ID()
+	var dest []byte
+	var state string
+	err := a.tx.QueryRowContext(a.ctx, `SELECT dest, state FROM bundles WHERE id = ? AND source = ?`,
+		r.Bundle[:], self[:]).Scan(&dest, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		a.n.log.Info("receipt for an unknown bundle", "bundle", r.Bundle)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if bundle.NodeID(dest) != a.h.Source {
+		a.n.log.Warn("receipt from a node that is not the bundle's destination", "bundle", r.Bundle, "from", a.h.Source)
+		return nil
+	}
+	a.receipts++
+	// A state only moves forward: a late "delivered" does not undo "read".
+	var newState, from string
+	switch r.State {
+	case bundle.ReceiptDelivered:
+		newState, from = StateDelivered, `'queued', 'carried'`
+	case bundle.ReceiptRead:
+		newState, from = StateRead, `'queued', 'carried', 'delivered'`
+	case bundle.ReceiptFailed:
+		newState, from = StateFailed, `'queued', 'carried'`
+	}
+	q := `UPDATE messages SET state = ?, state_at = ?, reason = NULLIF(?, '')
+		WHERE bundle = ? AND origin = ? AND state IN (` + from + `)`
+	args := []any{newState, r.At.UnixMilli(), r.Reason, r.Bundle[:], self[:]}
+	if len(r.Seqs) == 0 {
+		if _, err := a.tx.ExecContext(a.ctx, q, args...); err != nil {
+			return err
+		}
+	} else {
+		stmt, err := a.tx.PrepareContext(a.ctx, q+` AND seq = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, s := range r.Seqs {
+			if _, err := stmt.ExecContext(a.ctx, append(args, s)...); err != nil {
+				return err
+			}
+		}
+	}
+	if state == "outbound" {
+		if _, err := a.tx.ExecContext(a.ctx, `UPDATE bundles SET state = 'delivered' WHERE id = ?`, r.Bundle[:]); err != nil {
+			return err
+		}
+		a.delivered = append(a.delivered, r.Bundle)
+	}
+	return nil
+}
+
+// finish queues the receipts this bundle's messages call for.
+func (a *applier) finish() error {
+	now := a.n.now()
+	queue := func(r *bundle.Receipt) error {
+		body, err := r.AppendBinary(nil)
+		if err != nil {
+			return err
+		}
+		_, err = a.tx.ExecContext(a.ctx, `INSERT INTO pending_receipts (dest, body) VALUES (?, ?)`, a.h.Source[:], body)
+		return err
+	}
+	if len(a.okSeqs) > 0 {
+		r := &bundle.Receipt{Bundle: a.id, State: bundle.ReceiptDelivered, At: now}
+		if len(a.failedSeqs) > 0 {
+			r.Seqs = ascending(a.okSeqs)
+		}
+		if err := queue(r); err != nil {
+			return err
+		}
+	}
+	if len(a.failedSeqs) > 0 {
+		r := &bundle.Receipt{Bundle: a.id, State: bundle.ReceiptFailed, At: now,
+			Seqs: ascending(a.failedSeqs), Reason: "no such user at " + a.n.name}
+		if err := queue(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ascending returns the numbers sorted, without repeats.
+func ascending(s []uint64) []uint64 {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return slices.Compact(s)
+}

@@ -1,0 +1,199 @@
+package node
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"ferry/bundle"
+)
+
+// Bundle priorities: lower goes first.
+const (
+	PriorityReceipts = 0 // only receipts: tiny, and they free space everywhere
+	PriorityMessages = 1
+	PriorityArchive  = 4
+)
+
+// maxSealRecords bounds the records sealed into one bundle, so that one
+// bundle stays small enough to move over a slow link in one contact.
+const maxSealRecords = 10000
+
+// Seal packs every message and receipt waiting for a destination into
+// bundles, one per destination (more if many are waiting), ready to be
+// carried. An age header costs about 200 bytes, as much as a short
+// message, so messages wait here until a contact and then travel together.
+// It returns the IDs of the new bundles.
+func (n *Node) Seal(ctx context.Context) ([]bundle.ID, error) {
+	self := n.ID()
+	rows, err := n.db.QueryContext(ctx, `
+		SELECT to_node FROM messages WHERE bundle IS NULL AND state = 'queued' AND origin = ? AND to_node != ?
+		UNION SELECT dest FROM pending_receipts`, self[:], self[:])
+	if err != nil {
+		return nil, err
+	}
+	var dests []bundle.NodeID
+	for rows.Next() {
+		var d []byte
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		dests = append(dests, bundle.NodeID(d))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var ids []bundle.ID
+	for _, d := range dests {
+		for {
+			id, ok, err := n.sealOne(ctx, d)
+			if err != nil {
+				return ids, err
+			}
+			if !ok {
+				break
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+type pendingMessage struct {
+	rowid int64
+	msg   bundle.Message
+}
+
+// sealOne seals up to maxSealRecords records for dest into one bundle. It
+// reports false when nothing was waiting.
+func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool, error) {
+	n.writeMu.Lock()
+	defer n.writeMu.Unlock()
+	p, err := n.Peer(ctx, dest.String())
+	if err != nil {
+		return bundle.ID{}, false, err
+	}
+	rcpt, err := (&Card{Recipient: p.Recipient}).recipient()
+	if err != nil {
+		return bundle.ID{}, false, fmt.Errorf("node: peer %s: %w", p.Name, err)
+	}
+
+	var receiptIDs []int64
+	var receipts [][]byte
+	rows, err := n.db.QueryContext(ctx, `SELECT id, body FROM pending_receipts WHERE dest = ? ORDER BY id LIMIT ?`, dest[:], maxSealRecords)
+	if err != nil {
+		return bundle.ID{}, false, err
+	}
+	for rows.Next() {
+		var id int64
+		var body []byte
+		if err := rows.Scan(&id, &body); err != nil {
+			rows.Close()
+			return bundle.ID{}, false, err
+		}
+		receiptIDs, receipts = append(receiptIDs, id), append(receipts, body)
+	}
+	rows.Close()
+
+	self := n.ID()
+	var msgs []pendingMessage
+	rows, err = n.db.QueryContext(ctx, `SELECT id, seq, created, from_user, to_user, room, body FROM messages
+		WHERE bundle IS NULL AND state = 'queued' AND origin = ? AND to_node = ? ORDER BY seq LIMIT ?`,
+		self[:], dest[:], maxSealRecords-len(receipts))
+	if err != nil {
+		return bundle.ID{}, false, err
+	}
+	for rows.Next() {
+		var m pendingMessage
+		var created int64
+		if err := rows.Scan(&m.rowid, &m.msg.Seq, &created, &m.msg.From, &m.msg.To, &m.msg.Room, &m.msg.Body); err != nil {
+			rows.Close()
+			return bundle.ID{}, false, err
+		}
+		m.msg.Created = timeMilli(created)
+		msgs = append(msgs, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return bundle.ID{}, false, err
+	}
+	if len(receipts) == 0 && len(msgs) == 0 {
+		return bundle.ID{}, false, nil
+	}
+
+	var seq uint64
+	if err := n.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM bundles WHERE source = ?`, self[:]).Scan(&seq); err != nil {
+		return bundle.ID{}, false, err
+	}
+	now := n.now()
+	h := bundle.Header{
+		Kind:     bundle.KindMessages,
+		Priority: PriorityMessages,
+		Source:   self,
+		Dest:     bundle.ToNode(dest),
+		Seq:      seq,
+		Created:  now,
+		Expires:  now.Add(n.ttl),
+	}
+	if len(msgs) == 0 {
+		h.Priority = PriorityReceipts
+	}
+	f, err := n.spool.create()
+	if err != nil {
+		return bundle.ID{}, false, err
+	}
+	w, err := bundle.NewWriter(f, h, n.id.Sign, rcpt)
+	if err != nil {
+		n.spool.discard(f)
+		return bundle.ID{}, false, err
+	}
+	for _, r := range receipts {
+		if err := w.WriteRecord(bundle.RecordReceipt, r); err != nil {
+			n.spool.discard(f)
+			return bundle.ID{}, false, err
+		}
+	}
+	var buf []byte
+	for _, m := range msgs {
+		if buf, err = m.msg.AppendBinary(buf[:0]); err != nil {
+			n.spool.discard(f)
+			return bundle.ID{}, false, err
+		}
+		if err := w.WriteRecord(bundle.RecordMessage, buf); err != nil {
+			n.spool.discard(f)
+			return bundle.ID{}, false, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		n.spool.discard(f)
+		return bundle.ID{}, false, err
+	}
+	id, final := w.ID(), w.Header()
+	if err := n.spool.commit(f, id); err != nil {
+		return bundle.ID{}, false, err
+	}
+	err = n.withTxLocked(ctx, func(tx *sql.Tx) error {
+		if err := insertBundle(ctx, tx, id, &final, w.Size(), now.UnixMilli(), "outbound"); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if _, err := tx.ExecContext(ctx, `UPDATE messages SET bundle = ? WHERE id = ?`, id[:], m.rowid); err != nil {
+				return err
+			}
+		}
+		for _, r := range receiptIDs {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM pending_receipts WHERE id = ?`, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		n.spool.remove(id)
+		return bundle.ID{}, false, err
+	}
+	n.log.Info("sealed bundle", "bundle", id, "dest", p.Name, "messages", len(msgs), "receipts", len(receipts), "bytes", w.Size())
+	return id, true, nil
+}
