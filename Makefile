@@ -1,0 +1,39 @@
+# ferry: make test installs what the tests need, then runs them all.
+GO       ?= go
+PKGS     := $(shell $(GO) list ./... 2>/dev/null)
+RACEPKGS := ferry/bundle ferry/node
+APT_PKGS := age zstd
+
+.PHONY: all build test deps vet cross bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -o ferry ./cmd/ferry
+
+# deps installs the tools the tests drive for real (Debian packages).
+deps:
+	@missing=""; for t in $(APT_PKGS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+# cross checks that the pure-Go build works for every Raspberry Pi.
+cross:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -o /dev/null ./cmd/ferry
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/ferry
+
+test: deps vet cross
+	$(GO) test -race -count=1 $(RACEPKGS)
+	$(GO) test -count=1 $(filter-out $(RACEPKGS),$(PKGS))
+
+# bench runs the benchmarks documented in docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -f ferry
