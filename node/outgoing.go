@@ -31,35 +31,17 @@ type BundleInfo struct {
 // peer itself and bundles it may carry on towards others (epidemic
 // routing) both go. Messages waiting for a contact are sealed first.
 func (n *Node) Outgoing(ctx context.Context, peer bundle.NodeID) ([]BundleInfo, error) {
-	if err := n.Expire(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := n.Seal(ctx); err != nil {
-		return nil, err
-	}
-	rows, err := n.db.QueryContext(ctx, `SELECT id, source, seq, kind, priority, dest_type, dest, created, expires, size
-		FROM bundles WHERE state IN ('outbound', 'carry') AND source != ?
-		ORDER BY priority, created, id`, peer[:])
+	held, err := n.Held(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []BundleInfo
-	for rows.Next() {
-		var b BundleInfo
-		var id, src, dest []byte
-		var created, expires int64
-		if err := rows.Scan(&id, &src, &b.Seq, &b.Kind, &b.Priority, &b.Dest.Type, &dest, &created, &expires, &b.Size); err != nil {
-			return nil, err
+	out := held[:0]
+	for _, b := range held {
+		if b.Source != peer {
+			out = append(out, b)
 		}
-		b.ID, b.Source, b.Dest.ID = bundle.ID(id), bundle.NodeID(src), [32]byte(dest)
-		b.Created = time.Unix(created, 0).UTC()
-		if expires != 0 {
-			b.Expires = time.Unix(expires, 0).UTC()
-		}
-		out = append(out, b)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // OpenBundle opens the stored body of a bundle held for carrying.
@@ -67,7 +49,8 @@ func (n *Node) OpenBundle(id bundle.ID) (*os.File, error) { return n.spool.open(
 
 // MarkCarried records that bundles were handed to peer by a carrier
 // ("file", "usb", "tcp", ...): custody for routing, and the "carried"
-// state of the messages in them.
+// state of the messages in them. A store-carry medium with no peer
+// present (a stick) passes the zero NodeID.
 func (n *Node) MarkCarried(ctx context.Context, peer bundle.NodeID, carrier string, ids []bundle.ID) error {
 	at := n.now().UnixMilli()
 	return n.withTx(ctx, func(tx *sql.Tx) error {

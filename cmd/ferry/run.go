@@ -53,6 +53,7 @@ func commands() []command {
 		{"export", "[--data DIR] --to NODE --out DIR", "write every bundle a peer still lacks into a folder", cmdExport},
 		{"import", "[--data DIR] [--json] PATH...", "take in bundle files and folders of them", cmdImport},
 		{"bundle", "inspect [--json] FILE", "show a bundle's header, ID, signer and payload", cmdBundle},
+		{"usb", "sync [--data DIR] [--json] [--reserve BYTES] PATH", "exchange bundles with a USB stick (or any folder)", cmdUSB},
 	}
 }
 
