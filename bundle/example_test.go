@@ -47,7 +47,8 @@ func ExampleNewWriter() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := bundle.Message{Seq: 1, Created: time.Now(), From: "ada", To: "grace", Body: "The bridge is out."}
+	sent := time.Date(2026, 3, 14, 9, 26, 53, 0, time.UTC) // when ada sent it
+	m := bundle.Message{Seq: 1, Created: sent, From: "ada", To: "grace", Body: "The bridge is out."}
 	body, err := m.AppendBinary(nil)
 	if err != nil {
 		log.Fatal(err)
@@ -61,8 +62,8 @@ func ExampleNewWriter() {
 	fmt.Printf("%d record, %d bytes of content\n", w.Records(), w.ContentSize())
 	fmt.Printf("kind %s, signed content size %d\n", w.Header().Kind, w.Header().ContentSize)
 	// Output:
-	// 1 record, 41 bytes of content
-	// kind messages, signed content size 41
+	// 1 record, 39 bytes of content
+	// kind messages, signed content size 39
 }
 
 func ExampleNewReader() {

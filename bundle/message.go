@@ -29,7 +29,7 @@ const (
 // bundle's source node, to a user or a room of its destination.
 type Message struct {
 	Seq     uint64    // the source node's number for the message, from 1
-	Created time.Time // kept to the millisecond; the zero time is sent as 0
+	Created time.Time // kept to the millisecond, from 1970; the zero time is sent as 1970
 	From    string    // user name at the source node
 	To      string    // user or room name at the destination
 	Room    bool      // To names a room
@@ -136,7 +136,7 @@ func (s ReceiptState) String() string {
 type Receipt struct {
 	Bundle ID
 	State  ReceiptState
-	At     time.Time // kept to the millisecond; the zero time is sent as 0
+	At     time.Time // kept to the millisecond, from 1970; the zero time is sent as 1970
 	Seqs   []uint64  // the messages concerned, ascending; empty means all
 	Reason string    // why, for ReceiptFailed
 }
@@ -248,8 +248,9 @@ func validPath(p string) bool {
 	return p != "." && fs.ValidPath(p)
 }
 
-// appendMillis returns t in Unix milliseconds, with the zero time as 0.
-// A time before 1970 has no encoding.
+// appendMillis returns t in Unix milliseconds. The zero time is written as
+// 0, which reads back as 1970-01-01; other times before 1970 have no
+// encoding.
 func appendMillis(field string, t time.Time) (uint64, error) {
 	if t.IsZero() {
 		return 0, nil
@@ -315,14 +316,11 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
-// millis reads a time in Unix milliseconds; 0 is the zero time.
+// millis reads a time in Unix milliseconds.
 func (d *decoder) millis() time.Time {
 	ms := d.uvarint()
 	if ms > math.MaxInt64 {
 		d.fail("time out of range")
-		return time.Time{}
-	}
-	if ms == 0 {
 		return time.Time{}
 	}
 	return time.UnixMilli(int64(ms)).UTC()
