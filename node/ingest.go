@@ -213,8 +213,11 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 			return refuse(err)
 		}
 		if err := ap.record(rec.Type, body); err != nil {
+			// A record that does not parse, or parses over a limit, is
+			// the bundle's fault: refuse it. Anything else is the store's.
 			var fe *bundle.FormatError
-			if errors.As(err, &fe) {
+			var le *bundle.LimitError
+			if errors.As(err, &fe) || errors.As(err, &le) {
 				return refuse(err)
 			}
 			return res, err

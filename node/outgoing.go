@@ -196,4 +196,3 @@ func IsTemporary(name string) bool {
 }
 
 func timeMilli(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
