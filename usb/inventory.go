@@ -118,7 +118,7 @@ func ParseInventory(b []byte) (*Inventory, error) {
 	}
 	inv.Name, p = string(p[:nameLen]), p[nameLen:]
 	nw, k := binary.Uvarint(p)
-	if k <= 0 || nw > maxInventoryWants || uint64(len(p)-k) < nw*32 {
+	if k <= 0 || k != uvarintLen(nw) || nw > maxInventoryWants || uint64(len(p)-k) < nw*32 {
 		return nil, errors.New("usb: inventory: malformed wants")
 	}
 	p = p[k:]
@@ -128,7 +128,7 @@ func ParseInventory(b []byte) (*Inventory, error) {
 		p = p[32:]
 	}
 	nh, k := binary.Uvarint(p)
-	if k <= 0 || nh > maxInventoryHolds || uint64(len(p)-k) != nh*shortIDLen {
+	if k <= 0 || k != uvarintLen(nh) || nh > maxInventoryHolds || uint64(len(p)-k) != nh*shortIDLen {
 		return nil, errors.New("usb: inventory: malformed holds")
 	}
 	p = p[k:]
@@ -145,3 +145,8 @@ func ParseInventory(b []byte) (*Inventory, error) {
 	}
 	return inv, nil
 }
+
+// uvarintLen is the length of v's minimal encoding: as everywhere in the
+// format, a count encoded with more bytes than it needs is refused, so
+// that one inventory has one encoding.
+func uvarintLen(v uint64) int { return len(binary.AppendUvarint(nil, v)) }

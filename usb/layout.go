@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"ferry/bundle"
-	"ferry/node"
 )
 
 // Folder and file names on a stick. All are portable: ASCII, short, no
@@ -98,8 +97,19 @@ func (l layout) sweepDebris() (int, error) {
 }
 
 // isTemp reports whether name is a temporary name of ferry's writers.
+// Only those are swept: a person's own "film.part" is not ferry's to delete.
 func isTemp(name string) bool {
-	return strings.HasPrefix(name, ".ferry-") || node.IsTemporary(name) && strings.HasSuffix(name, ".part")
+	return strings.HasPrefix(name, ".ferry-") && strings.HasSuffix(name, ".part")
+}
+
+// isShard reports whether name is one of the 256 folders bundles are
+// shared out over ("00" to "ff"); other folders are a person's own.
+func isShard(name string) bool {
+	if len(name) != 2 {
+		return false
+	}
+	_, err := hex.DecodeString(name)
+	return err == nil
 }
 
 // writeAtomic writes r to path through a hidden temporary file in the same

@@ -137,7 +137,7 @@ func (s *syncer) readInventories(ctx context.Context) error {
 			continue
 		}
 		ignore := func(reason string) {
-			s.rep.Ignored = append(s.rep.Ignored, Issue{File: filepath.Join(inventoryDir, e.Name()), Reason: reason})
+			s.rep.Ignored = append(s.rep.Ignored, Issue{File: s.rel(filepath.Join(s.l.inventory(), e.Name())), Reason: reason})
 		}
 		b, err := readLimited(filepath.Join(s.l.inventory(), e.Name()), maxInventorySize)
 		if err != nil {
@@ -182,14 +182,24 @@ func (s *syncer) importBundles(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if d.IsDir() {
+			if p != s.l.bundles() && !isShard(d.Name()) {
+				s.rep.Left = append(s.rep.Left, Issue{File: s.rel(p), Reason: "not a ferry folder: left as it is"})
+			}
+			return nil
+		}
 		if !d.Type().IsRegular() || isTemp(d.Name()) {
-			if !d.IsDir() && !isTemp(d.Name()) {
+			if !isTemp(d.Name()) {
 				s.rep.Left = append(s.rep.Left, Issue{File: s.rel(p), Reason: "not a regular file"})
 			}
 			return nil
 		}
 		sb, err := s.peek(p)
 		if err != nil {
+			if isForeign(d.Name(), err) {
+				s.rep.Left = append(s.rep.Left, Issue{File: s.rel(p), Reason: "not a ferry bundle: left as it is"})
+				return nil
+			}
 			s.damaged(p, err)
 			return nil
 		}
@@ -247,6 +257,14 @@ func (s *syncer) importBundles(ctx context.Context) error {
 		s.progress("import", done, total)
 	}
 	return nil
+}
+
+// isForeign reports whether a file that is not a readable bundle is
+// someone's own file (a note, a photo) rather than a damaged bundle: it
+// neither starts like a bundle nor is named like one. Foreign files stay
+// where they are; damaged bundles go to FERRY/damaged.
+func isForeign(name string, err error) bool {
+	return errors.Is(err, bundle.ErrNotBundle) && (!strings.HasSuffix(name, bundleExt) || strings.HasPrefix(name, "."))
 }
 
 // peek reads a bundle's header and checks its signature.
@@ -342,9 +360,16 @@ func (s *syncer) exportBundles(ctx context.Context) error {
 	var todo []node.BundleInfo
 	var settled []bundle.ID
 	var total int64
+	// Our own bundles found on the stick count as carried too: a sync
+	// killed after writing them but before recording it left them there,
+	// and their messages would otherwise stay queued.
+	var carried []bundle.ID
 	for _, b := range held {
 		if _, ok := s.onStick[b.ID]; ok {
 			s.rep.OnStick++
+			if b.Source == self {
+				carried = append(carried, b.ID)
+			}
 			continue
 		}
 		if b.Dest.Type == bundle.DestNode {
@@ -393,7 +418,7 @@ func (s *syncer) exportBundles(ctx context.Context) error {
 		s.onStick[b.ID] = &stickBundle{path: s.l.bundlePath(b.ID), size: b.Size,
 			h: bundle.Header{Dest: b.Dest, Expires: b.Expires, Source: b.Source}}
 	}
-	return s.n.MarkCarried(ctx, bundle.NodeID{}, "usb", exported)
+	return s.n.MarkCarried(ctx, bundle.NodeID{}, "usb", append(carried, exported...))
 }
 
 // useful reports whether a bundle is worth putting on a stick that the
@@ -504,7 +529,7 @@ func (s *syncer) prune(ctx context.Context) error {
 	// Empty shard folders go too, so that the stick shows what it holds.
 	entries, _ := os.ReadDir(s.l.bundles())
 	for _, e := range entries {
-		if e.IsDir() {
+		if e.IsDir() && isShard(e.Name()) {
 			os.Remove(filepath.Join(s.l.bundles(), e.Name())) // fails unless empty
 		}
 	}
