@@ -387,7 +387,8 @@ func (s *syncer) exportBundles(ctx context.Context) error {
 	if err := s.n.Settled(ctx, settled); err != nil {
 		return err
 	}
-	reserve := s.reserve()
+	// Keep room for this node's inventory, written after the export.
+	reserve := s.reserve() + s.inventoryEstimate(ctx)
 	var done int64
 	var exported []bundle.ID
 	s.progress("export", 0, total)
@@ -570,4 +571,18 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	b := make([]byte, fi.Size())
 	_, err = io.ReadFull(f, b)
 	return b, err
+}
+
+// inventoryEstimate returns an upper bound of the size of this node's
+// inventory, so that the export leaves room for it.
+func (s *syncer) inventoryEstimate(ctx context.Context) int64 {
+	holds, err := s.n.Holds(ctx)
+	if err != nil {
+		return 1 << 20
+	}
+	wants, err := s.n.Wants(ctx)
+	if err != nil {
+		return 1 << 20
+	}
+	return int64(4096 + len(wants)*32 + (len(holds)+len(s.onStick))*shortIDLen)
 }
