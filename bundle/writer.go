@@ -79,7 +79,7 @@ func NewWriter(dst io.WriteSeeker, h Header, key ed25519.PrivateKey, recipients 
 	w.zw, err = zstd.NewWriter(w.age,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithWindowSize(writerWindow),
-		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderConcurrency(2),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: compress: %w", err)
