@@ -2,7 +2,8 @@
 GO       ?= go
 PKGS     := $(shell $(GO) list ./... 2>/dev/null)
 RACEPKGS := ferry/bundle ferry/node
-APT_PKGS := age zstd
+# command:package pairs the tests drive for real.
+APT_DEPS := age:age zstd:zstd chromium:chromium qemu-arm:qemu-user file:file
 
 .PHONY: all build test deps vet cross bench clean
 
@@ -13,10 +14,10 @@ build:
 
 # deps installs the tools the tests drive for real (Debian packages).
 deps:
-	@missing=""; for t in $(APT_PKGS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@missing=""; for d in $(APT_DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || missing="$$missing $${d#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 vet:
@@ -37,3 +38,9 @@ bench:
 
 clean:
 	rm -f ferry
+
+# release builds static, versioned binaries for every Raspberry Pi (armv6,
+# armv7, arm64) and amd64 into dist/, with SHA256SUMS (tools/release).
+.PHONY: release
+release:
+	$(GO) run ./tools/release -out dist

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"ferry/bundle"
 )
@@ -19,7 +20,9 @@ type applier struct {
 	id   bundle.ID
 	h    *bundle.Header
 	now  int64
-	stmt *sql.Stmt
+	stmt *sql.Stmt // inserts a full batch of messages
+	// batch holds the arguments of messages not yet inserted.
+	batch []any
 	// users caches whether a local user exists.
 	users map[string]bool
 
@@ -30,15 +33,31 @@ type applier struct {
 	delivered  []bundle.ID // our bundles confirmed by this bundle's receipts
 }
 
-func newApplier(ctx context.Context, n *Node, tx *sql.Tx, id bundle.ID, h *bundle.Header) (*applier, error) {
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages
+// insertBatch is how many messages one INSERT stores. SQLite opens a
+// statement savepoint for every statement in a transaction, and the
+// full-text index writes its pending terms out at each savepoint: one
+// INSERT per message would rewrite the index once per message.
+const insertBatch = 250
+
+// insertColumns is the number of values insertMessages takes per message.
+const insertColumns = 14
+
+// insertMessages returns an INSERT of n messages.
+func insertMessages(n int) string {
+	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	return `INSERT INTO messages
 		(origin, seq, from_user, to_node, to_user, room, reply_origin, reply_seq, body, created, received_at, bundle, state, state_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (origin, seq) DO NOTHING`)
+		VALUES ` + strings.Repeat(row+", ", n-1) + row + `
+		ON CONFLICT (origin, seq) DO NOTHING`
+}
+
+func newApplier(ctx context.Context, n *Node, tx *sql.Tx, id bundle.ID, h *bundle.Header) (*applier, error) {
+	stmt, err := tx.PrepareContext(ctx, insertMessages(insertBatch))
 	if err != nil {
 		return nil, err
 	}
-	return &applier{ctx: ctx, n: n, tx: tx, id: id, h: h, now: n.now().UnixMilli(), stmt: stmt, users: map[string]bool{}}, nil
+	return &applier{ctx: ctx, n: n, tx: tx, id: id, h: h, now: n.now().UnixMilli(), stmt: stmt,
+		batch: make([]any, 0, insertBatch*insertColumns), users: map[string]bool{}}, nil
 }
 
 func (a *applier) close() { a.stmt.Close() }
@@ -62,7 +81,18 @@ func (a *applier) record(typ bundle.RecordType, body []byte) error {
 }
 
 func (a *applier) message(m *bundle.Message) error {
-	if !m.Room {
+	if m.Room {
+		// A room message belongs in a room this node shares with its
+		// source; any other is refused like a message to no one.
+		ok, err := roomAccepts(a.ctx, a.tx, m.To, a.h.Source)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			a.failedSeqs = append(a.failedSeqs, m.Seq)
+			return nil
+		}
+	} else {
 		ok, known := a.users[m.To]
 		if !known {
 			var err error
@@ -82,21 +112,46 @@ func (a *applier) message(m *bundle.Message) error {
 		replyOrigin, replySeq = m.ReplyTo.Node[:], m.ReplyTo.Seq
 	}
 	self := a.n.ID()
-	res, err := a.stmt.ExecContext(a.ctx, a.h.Source[:], m.Seq, m.From, self[:], m.To, m.Room,
+	a.batch = append(a.batch, a.h.Source[:], m.Seq, m.From, self[:], m.To, m.Room,
 		replyOrigin, replySeq, m.Body, m.Created.UnixMilli(), a.now, a.id[:], StateReceived, a.now)
-	if err != nil {
-		return fmt.Errorf("node: store message: %w", err)
-	}
-	if k, _ := res.RowsAffected(); k > 0 {
-		a.messages++
-	}
 	a.okSeqs = append(a.okSeqs, m.Seq)
+	if len(a.batch) == insertBatch*insertColumns {
+		return a.flush()
+	}
+	return nil
+}
+
+// flush inserts the messages of the batch.
+func (a *applier) flush() error {
+	if len(a.batch) == 0 {
+		return nil
+	}
+	var res sql.Result
+	var err error
+	if n := len(a.batch) / insertColumns; n == insertBatch {
+		res, err = a.stmt.ExecContext(a.ctx, a.batch...)
+	} else {
+		res, err = a.tx.ExecContext(a.ctx, insertMessages(n), a.batch...)
+	}
+	if err != nil {
+		return fmt.Errorf("node: store messages: %w", err)
+	}
+	k, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("node: store messages: %w", err)
+	}
+	a.messages += int(k)
+	clear(a.batch)
+	a.batch = a.batch[:0]
 	return nil
 }
 
 // receipt applies news of one of this node's bundles. Only the bundle's
 // destination may report on it.
 func (a *applier) receipt(r *bundle.Receipt) error {
+	if err := a.flush(); err != nil { // the messages before it first
+		return err
+	}
 	self := a.n.ID()
 	var dest []byte
 	var state string
@@ -154,6 +209,9 @@ func (a *applier) receipt(r *bundle.Receipt) error {
 
 // finish queues the receipts this bundle's messages call for.
 func (a *applier) finish() error {
+	if err := a.flush(); err != nil {
+		return err
+	}
 	now := a.n.now()
 	queue := func(r *bundle.Receipt) error {
 		body, err := r.AppendBinary(nil)
@@ -174,7 +232,7 @@ func (a *applier) finish() error {
 	}
 	if len(a.failedSeqs) > 0 {
 		r := &bundle.Receipt{Bundle: a.id, State: bundle.ReceiptFailed, At: now,
-			Seqs: ascending(a.failedSeqs), Reason: "no such user at " + a.n.name}
+			Seqs: ascending(a.failedSeqs), Reason: "no such user or shared room at " + a.n.name}
 		if err := queue(r); err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"ferry/bundle"
 )
@@ -53,57 +52,11 @@ func (m MessageID) String() string { return fmt.Sprintf("%s:%d", m.Origin.Short(
 // Send queues a direct message from a local user to a user at this or
 // another node. A message to this node is delivered at once; one to a peer
 // waits for the next contact, when it is sealed into a bundle with every
-// other message pending for that peer.
+// other message pending for that peer. [Node.Post] does more: room posts,
+// replies, attachments.
 func (n *Node) Send(ctx context.Context, from string, to Address, body string) (MessageID, error) {
-	if body == "" {
-		return MessageID{}, errors.New("node: empty message")
-	}
-	if len(body) > bundle.MaxBodyLen || !utf8.ValidString(body) {
-		return MessageID{}, fmt.Errorf("node: message longer than %d bytes or not UTF-8", bundle.MaxBodyLen)
-	}
-	var dest bundle.NodeID
-	local := to.Node == n.name
-	if local {
-		dest = n.ID()
-	} else {
-		p, err := n.Peer(ctx, to.Node)
-		if err != nil {
-			return MessageID{}, err
-		}
-		dest = p.ID
-	}
-	id := MessageID{Origin: n.ID()}
-	now := n.now().UnixMilli()
-	err := n.withTx(ctx, func(tx *sql.Tx) error {
-		ok, err := userExists(ctx, tx, from)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%w %q at %s", ErrUnknownUser, from, n.name)
-		}
-		if local {
-			if ok, err := userExists(ctx, tx, to.User); err != nil || !ok {
-				return errors.Join(err, fmt.Errorf("%w %q at %s", ErrUnknownUser, to.User, n.name))
-			}
-		}
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE origin = ?`, id.Origin[:]).Scan(&id.Seq); err != nil {
-			return err
-		}
-		state, received := StateQueued, any(nil)
-		if local {
-			state, received = StateDelivered, now
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO messages
-			(origin, seq, from_user, to_node, to_user, body, created, received_at, state, state_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id.Origin[:], id.Seq, from, dest[:], to.User, body, now, received, state, now)
-		return err
-	})
-	if err != nil {
-		return MessageID{}, err
-	}
-	return id, nil
+	_, id, err := n.Post(ctx, Draft{From: from, To: to, Body: body})
+	return id, err
 }
 
 // InboxMessage is a message as a user sees it.

@@ -54,6 +54,8 @@ type Node struct {
 	// writeMu serializes write transactions and spool sequencing in this
 	// process; SQLite serializes them across processes.
 	writeMu sync.Mutex
+	// stmts keeps the prepared statements of frequent queries.
+	stmts stmtCache
 }
 
 // Init creates a node named name in dir, which must be empty or absent.
@@ -174,6 +176,9 @@ func openDB(dir string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: open database: %w", err)
 	}
+	// Keep connections: a new SQLite connection reads the whole schema
+	// before its first statement, and a web page runs a dozen.
+	db.SetMaxIdleConns(maxIdleConns)
 	if err := migrate(db); err != nil {
 		db.Close()
 		return nil, err
@@ -190,22 +195,12 @@ func (n *Node) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (n *Node) withTxLocked(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := n.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("node: begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("node: commit: %w", err)
-	}
-	return nil
+	return runTx(ctx, n.db, fn)
 }
 
 // sweep removes spool debris: old temporary files and bodies of bundles
-// the store no longer holds for carrying.
+// the store no longer holds for carrying. Partial transfers it records
+// stay (spool/tmp/<id>.partial).
 func (n *Node) sweep(ctx context.Context) error {
 	held := map[bundle.ID]bool{}
 	rows, err := n.db.QueryContext(ctx, `SELECT id FROM bundles WHERE state IN ('outbound', 'carry')`)
@@ -223,6 +218,13 @@ func (n *Node) sweep(ctx context.Context) error {
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	partial, err := n.Partials(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range partial {
+		held[p.ID] = true
 	}
 	return n.spool.sweep(n.now(), func(id bundle.ID) bool { return held[id] })
 }

@@ -139,19 +139,7 @@ var ErrUnknownUser = errors.New("node: unknown user")
 
 // AddUser creates a user of this node.
 func (n *Node) AddUser(ctx context.Context, name string) error {
-	if !ValidUser(name) {
-		return fmt.Errorf("node: bad user name %q: use 1-32 lowercase letters, digits, '.', '_' and '-'", name)
-	}
-	return n.withTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO users (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING`, name, n.now().UnixMilli())
-		if err != nil {
-			return err
-		}
-		if k, _ := res.RowsAffected(); k == 0 {
-			return fmt.Errorf("node: user %q already exists", name)
-		}
-		return nil
-	})
+	return n.AddUserWith(ctx, name, func(*sql.Tx) error { return nil })
 }
 
 // Users lists the node's users by name.

@@ -84,6 +84,117 @@ var migrations = []string{
 		at      INTEGER NOT NULL,          -- unix ms
 		PRIMARY KEY (bundle, peer)
 	);`,
+	// 2: community rooms, read marks, files and attachments stored by
+	// content hash, and full-text search over messages.
+	`-- A room message posted here is stored once for display (to_node is
+	-- this node); for each peer community the room is shared with, a copy
+	-- (copy_of = the display row) travels as a room message.
+	ALTER TABLE messages ADD COLUMN copy_of INTEGER REFERENCES messages(id) ON DELETE CASCADE;
+	CREATE INDEX messages_to ON messages (to_user, room, id);
+	CREATE INDEX messages_from ON messages (from_user, origin);
+	CREATE INDEX messages_copy ON messages (copy_of) WHERE copy_of IS NOT NULL;
+	-- What rooms show: every room row but the copies travelling to peers.
+	CREATE INDEX messages_room_view ON messages (to_user, id, origin) WHERE room = 1 AND copy_of IS NULL;
+	CREATE TABLE rooms (
+		id         INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL UNIQUE,   -- the name on the wire
+		title      TEXT NOT NULL,
+		topic      TEXT NOT NULL DEFAULT '',
+		created_by TEXT NOT NULL,
+		created_at INTEGER NOT NULL        -- unix ms
+	);
+	-- The peer communities a room is shared with.
+	CREATE TABLE room_peers (
+		room INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+		peer BLOB NOT NULL,
+		PRIMARY KEY (room, peer)
+	);
+	-- How far each user has read each conversation: 'room:<name>' or
+	-- 'dm:<node id, hex>:<user>'.
+	CREATE TABLE reads (
+		user    TEXT NOT NULL,
+		conv    TEXT NOT NULL,
+		last_id INTEGER NOT NULL,
+		PRIMARY KEY (user, conv)
+	);
+	-- File bodies, by SHA-256, in files/<2 hex>/<hash>.
+	CREATE TABLE blobs (
+		hash       TEXT PRIMARY KEY,
+		size       INTEGER NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	-- Folders and files of a user's own storage (owner) or of the
+	-- community's shared space (owner NULL).
+	CREATE TABLE folders (
+		id         INTEGER PRIMARY KEY,
+		owner      TEXT,
+		parent     INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+		name       TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE UNIQUE INDEX folders_name ON folders (COALESCE(owner, ''), COALESCE(parent, 0), name);
+	CREATE TABLE files (
+		id          INTEGER PRIMARY KEY,
+		owner       TEXT,
+		folder      INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+		name        TEXT NOT NULL,
+		hash        TEXT NOT NULL REFERENCES blobs(hash),
+		size        INTEGER NOT NULL,
+		type        TEXT NOT NULL,
+		uploaded_by TEXT NOT NULL,
+		created_at  INTEGER NOT NULL
+	);
+	CREATE UNIQUE INDEX files_name ON files (COALESCE(owner, ''), COALESCE(folder, 0), name);
+	CREATE INDEX files_hash ON files (hash);
+	CREATE INDEX files_uploader ON files (uploaded_by);
+	CREATE TABLE attachments (
+		id      INTEGER PRIMARY KEY,
+		message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+		name    TEXT NOT NULL,
+		hash    TEXT NOT NULL REFERENCES blobs(hash),
+		size    INTEGER NOT NULL,
+		type    TEXT NOT NULL
+	);
+	CREATE INDEX attachments_message ON attachments (message);
+	CREATE INDEX attachments_hash ON attachments (hash);
+	-- Full-text index of message bodies, kept by triggers, so messages
+	-- that arrive in bundles are indexed as they are applied.
+	CREATE VIRTUAL TABLE messages_fts USING fts5(body, content='messages', content_rowid='id',
+		tokenize='unicode61 remove_diacritics 2');
+	INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages WHERE copy_of IS NULL;
+	CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.copy_of IS NULL BEGIN
+		INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+	END;
+	CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.copy_of IS NULL BEGIN
+		INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
+	END;`,
+	// 3: live-link sessions (package carriers): bundles known without
+	// being held, and transfers cut off mid-way.
+	`-- Bundles this node learned of from a peer and does not need (reason:
+	-- declined, delivered, expired). They count in the node's version
+	-- vector, so that two nodes that synced have equal vectors.
+	CREATE TABLE known_bundles (
+		source    BLOB NOT NULL,
+		seq       INTEGER NOT NULL,
+		dest_type INTEGER NOT NULL,
+		dest      BLOB NOT NULL,
+		expires   INTEGER NOT NULL,      -- unix s, 0 = never or unknown
+		reason    TEXT NOT NULL,
+		at        INTEGER NOT NULL,      -- unix ms
+		PRIMARY KEY (source, seq)
+	);
+	-- Bundles received in part over a live link; the bytes are in
+	-- spool/tmp/<id>.partial, the first 'have' of them durable.
+	CREATE TABLE partials (
+		id         BLOB PRIMARY KEY,
+		source     BLOB NOT NULL,
+		seq        INTEGER NOT NULL,
+		size       INTEGER NOT NULL,
+		have       INTEGER NOT NULL,
+		expires    INTEGER NOT NULL,     -- unix s, 0 = never
+		updated_at INTEGER NOT NULL      -- unix ms
+	);
+	CREATE INDEX partials_origin ON partials (source, seq);`,
 }
 
 func migrate(db *sql.DB) error {

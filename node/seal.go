@@ -99,7 +99,7 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 
 	self := n.ID()
 	var msgs []pendingMessage
-	rows, err = n.db.QueryContext(ctx, `SELECT id, seq, created, from_user, to_user, room, body FROM messages
+	rows, err = n.db.QueryContext(ctx, `SELECT id, seq, created, from_user, to_user, room, body, reply_origin, reply_seq FROM messages
 		WHERE bundle IS NULL AND state = 'queued' AND origin = ? AND to_node = ? ORDER BY seq LIMIT ?`,
 		self[:], dest[:], maxSealRecords-len(receipts))
 	if err != nil {
@@ -108,11 +108,16 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 	for rows.Next() {
 		var m pendingMessage
 		var created int64
-		if err := rows.Scan(&m.rowid, &m.msg.Seq, &created, &m.msg.From, &m.msg.To, &m.msg.Room, &m.msg.Body); err != nil {
+		var replyOrigin []byte
+		var replySeq sql.NullInt64
+		if err := rows.Scan(&m.rowid, &m.msg.Seq, &created, &m.msg.From, &m.msg.To, &m.msg.Room, &m.msg.Body, &replyOrigin, &replySeq); err != nil {
 			rows.Close()
 			return bundle.ID{}, false, err
 		}
 		m.msg.Created = timeMilli(created)
+		if len(replyOrigin) == len(bundle.NodeID{}) && replySeq.Valid {
+			m.msg.ReplyTo = &bundle.MessageRef{Node: bundle.NodeID(replyOrigin), Seq: uint64(replySeq.Int64)}
+		}
 		msgs = append(msgs, m)
 	}
 	rows.Close()

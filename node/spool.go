@@ -87,8 +87,8 @@ func (s *spool) remove(id bundle.ID) error {
 // data directory.
 const debrisAge = time.Hour
 
-// sweep removes old temporary files, and spooled files that keep(id)
-// rejects (bodies of bundles the store does not hold).
+// sweep removes old temporary files, and spooled files and partial
+// transfers (<id>.partial) that keep(id) rejects.
 func (s *spool) sweep(now time.Time, keep func(bundle.ID) bool) error {
 	return filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -99,7 +99,11 @@ func (s *spool) sweep(now time.Time, keep func(bundle.ID) bool) error {
 			return nil
 		}
 		name := d.Name()
-		if hexID, ok := strings.CutSuffix(name, ".bundle"); ok {
+		hexID, ok := strings.CutSuffix(name, ".bundle")
+		if !ok {
+			hexID, ok = strings.CutSuffix(name, partialExt)
+		}
+		if ok {
 			if id, err := bundle.ParseID(hexID); err == nil && keep(id) {
 				return nil
 			}

@@ -44,6 +44,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "[--data DIR] [--listen ADDR] [--name NAME]", "run the node with its web inbox (initializes an empty data directory)", cmdServe},
 		{"init", "[--data DIR] --name NAME", "create a node: keys, database, spool", cmdInit},
 		{"card", "[--data DIR] [--loc LAT,LON] [--addr HOST:PORT]", "print this node's signed card", cmdCard},
 		{"peer", "add|list [--data DIR] [--as NAME] [CARD|-]", "trust another node by its card, or list peers", cmdPeer},
@@ -54,6 +55,12 @@ func commands() []command {
 		{"import", "[--data DIR] [--json] PATH...", "take in bundle files and folders of them", cmdImport},
 		{"bundle", "inspect [--json] FILE", "show a bundle's header, ID, signer and payload", cmdBundle},
 		{"usb", "sync [--data DIR] [--json] [--reserve BYTES] PATH", "exchange bundles with a USB stick (or any folder)", cmdUSB},
+		{"sync", "[--data DIR] [--json] [--quota MIB] HOST:PORT|PEER", "sync with a peer over the network now (TLS; the peer runs ferry serve)", cmdSync},
+		{"status", "[--data DIR] [--json]", "show version, disk and store use (with an alarm when space runs low), queues and peers", cmdStatus},
+		{"backup", "[--data DIR] --out DIR", "copy identity, a database snapshot, spool and files into DIR, safely while the node runs", cmdBackup},
+		{"restore", "--from DIR --data NEWDIR", "check a backup against its manifest and restore it into an empty data directory", cmdRestore},
+		{"install", "[--data DIR] [--user USER] [--listen ADDR] [--prefix DIR]", "write a hardened systemd unit and a default config file for ferry serve", cmdInstall},
+		{"version", "[--json]", "print version, commit, build date, Go version and platform", cmdVersion},
 	}
 }
 

@@ -1,0 +1,426 @@
+// Package carriertest is the conformance suite every ferry carrier runs:
+// two (or three) real nodes in temporary directories sync over links the
+// carrier makes, and the suite checks what they hold afterwards.
+//
+// A carrier's test calls [Run] with a [Harness] that connects two nodes:
+//
+//	func TestConformance(t *testing.T) {
+//		carriertest.Run(t, carriertest.Harness{Connect: func(t testing.TB, a, b *node.Node) (carriers.Link, carriers.Link) {
+//			return carriers.Pipe(64 << 10)
+//		}})
+//	}
+//
+// The suite covers: sync both ways with receipts back, carrying for a
+// third node, a second sync that finds both sides in sync, resume after a
+// cut at a random byte, the refusal of an untrusted peer, garbage on the
+// wire, a stalled peer, and a peer that claims a bundle and sends other
+// bytes. Faults are made by wrapping the carrier's own links, so that the
+// suite needs nothing of a carrier but [carriers.Link].
+package carriertest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	mrand "math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ferry/bundle"
+	"ferry/carriers"
+	"ferry/node"
+)
+
+// Harness makes links of one carrier.
+type Harness struct {
+	// Connect returns the two ends of a link between nodes a and b: la is
+	// a's end, lb is b's. The suite closes both.
+	Connect func(t testing.TB, a, b *node.Node) (la, lb carriers.Link)
+}
+
+// Run runs the conformance suite against the carrier h connects with.
+func Run(t *testing.T, h Harness) {
+	t.Run("SyncBothWays", func(t *testing.T) { testSyncBothWays(t, h) })
+	t.Run("CarryForAThirdNode", func(t *testing.T) { testCarry(t, h) })
+	t.Run("ResumeAfterCut", func(t *testing.T) { testResume(t, h) })
+	t.Run("UntrustedPeerRefused", func(t *testing.T) { testUntrusted(t, h) })
+	t.Run("GarbageRefused", func(t *testing.T) { testGarbage(t, h) })
+	t.Run("StalledPeer", func(t *testing.T) { testStall(t, h) })
+	t.Run("OtherBytesThanOffered", func(t *testing.T) { testTamper(t, h) })
+	t.Run("Quota", func(t *testing.T) { testQuota(t, h) })
+}
+
+// NewNode makes a node named name in a temporary directory, with one user
+// of the same name.
+func NewNode(t testing.TB, name string) *node.Node {
+	t.Helper()
+	n, err := node.Init(filepath.Join(t.TempDir(), name), name, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if err := n.AddUser(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Introduce makes each node trust the others.
+func Introduce(t testing.TB, ns ...*node.Node) {
+	t.Helper()
+	for _, a := range ns {
+		card, err := a.Card(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range ns {
+			if a != b {
+				if _, err := b.AddPeer(context.Background(), card, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+// Send queues a message from the user of from to the user of to.
+func Send(t testing.TB, from, to *node.Node, body string) {
+	t.Helper()
+	if _, err := from.Send(context.Background(), from.Name(), node.Address{User: to.Name(), Node: to.Name()}, body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Result is what one end of a session returned.
+type Result struct {
+	Report *carriers.Report
+	Err    error
+}
+
+// SyncPair runs a session between a and b over la and lb, both ends at
+// once, and returns what each returned.
+func SyncPair(t testing.TB, a, b *node.Node, la, lb carriers.Link, oa, ob carriers.Options) (Result, Result) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var ra, rb Result
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); ra.Report, ra.Err = carriers.Sync(ctx, a, la, oa) }()
+	go func() { defer wg.Done(); rb.Report, rb.Err = carriers.Sync(ctx, b, lb, ob) }()
+	wg.Wait()
+	return ra, rb
+}
+
+// sync connects a and b with h and syncs them, failing the test on any
+// error.
+func sync2(t *testing.T, h Harness, a, b *node.Node) (*carriers.Report, *carriers.Report) {
+	t.Helper()
+	la, lb := h.Connect(t, a, b)
+	ra, rb := SyncPair(t, a, b, la, lb, carriers.Options{}, carriers.Options{})
+	if ra.Err != nil || rb.Err != nil {
+		t.Fatalf("sync %s-%s: %v / %v", a.Name(), b.Name(), ra.Err, rb.Err)
+	}
+	return ra.Report, rb.Report
+}
+
+// States returns the state of each message the user of n sent or
+// received, by body.
+func States(t testing.TB, n *node.Node) map[string]string {
+	t.Helper()
+	msgs, err := n.Inbox(context.Background(), n.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, x := range msgs {
+		if _, dup := m[x.Body]; dup {
+			t.Fatalf("%s: message %q shown twice", n.Name(), x.Body)
+		}
+		m[x.Body] = x.State
+	}
+	return m
+}
+
+func wantStates(t *testing.T, n *node.Node, want map[string]string) {
+	t.Helper()
+	got := States(t, n)
+	for body, st := range want {
+		if got[body] != st {
+			t.Errorf("%s: message %q is %q, want %q", n.Name(), body, got[body], st)
+		}
+	}
+}
+
+func testSyncBothWays(t *testing.T, h Harness) {
+	a, b := NewNode(t, "north"), NewNode(t, "river")
+	Introduce(t, a, b)
+	for i := range 3 {
+		Send(t, a, b, fmt.Sprintf("north to river %d", i))
+	}
+	Send(t, b, a, "river to north")
+	ra, rb := sync2(t, h, a, b)
+	if ra.Received.Bundles == 0 || rb.Received.Bundles == 0 {
+		t.Errorf("bundles received: north %d, river %d", ra.Received.Bundles, rb.Received.Bundles)
+	}
+	if rb.Messages != 3 || ra.Messages != 1 {
+		t.Errorf("messages applied: river %d (want 3), north %d (want 1)", rb.Messages, ra.Messages)
+	}
+	// The receipts came back in the same session.
+	wantStates(t, a, map[string]string{"north to river 0": "delivered", "north to river 2": "delivered", "river to north": "received"})
+	wantStates(t, b, map[string]string{"north to river 1": "received", "river to north": "delivered"})
+
+	// A second session finds both sides in sync and moves nothing.
+	ra, rb = sync2(t, h, a, b)
+	if !ra.InSync || !rb.InSync || ra.Received.Bytes+rb.Received.Bytes != 0 {
+		t.Errorf("second sync: in sync %v/%v, %d bytes moved", ra.InSync, rb.InSync, ra.Received.Bytes+rb.Received.Bytes)
+	}
+	if ra.WireSent > 256 {
+		t.Errorf("an in-sync session cost %d bytes one way, want at most 256", ra.WireSent)
+	}
+	if len(States(t, b)) != 4 {
+		t.Errorf("river shows %d messages, want 4", len(States(t, b)))
+	}
+}
+
+func testCarry(t *testing.T, h Harness) {
+	a, b, c := NewNode(t, "north"), NewNode(t, "river"), NewNode(t, "lake")
+	Introduce(t, a, b, c)
+	Send(t, a, c, "north to lake")
+	_, rb := sync2(t, h, a, b)
+	if rb.Stored != 1 {
+		t.Fatalf("river stored %d bundles for lake, want 1", rb.Stored)
+	}
+	_, rc := sync2(t, h, b, c)
+	if rc.Messages != 1 {
+		t.Fatalf("lake applied %d messages, want 1", rc.Messages)
+	}
+	wantStates(t, c, map[string]string{"north to lake": "received"})
+	// river met lake, the destination: it dropped its copy, and carries
+	// lake's receipt back to north.
+	rb2, _ := sync2(t, h, b, c)
+	_ = rb2
+	held, err := b.Held(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hb := range held {
+		if hb.Dest.Type == bundle.DestNode && bundle.NodeID(hb.Dest.ID) == c.ID() {
+			t.Errorf("river still holds bundle %s for lake after lake took it", hb.ID)
+		}
+	}
+	sync2(t, h, a, b)
+	wantStates(t, a, map[string]string{"north to lake": "delivered"})
+	// Every inventory now agrees.
+	for _, p := range [][2]*node.Node{{a, b}, {b, c}} {
+		ra, _ := sync2(t, h, p[0], p[1])
+		if !ra.InSync {
+			t.Errorf("%s and %s not in sync at the end", p[0].Name(), p[1].Name())
+		}
+	}
+}
+
+// bigMessages queues messages from a to b worth about size bytes of text
+// that compresses little, and returns the size of the sealed bundle.
+func bigMessages(t testing.TB, a, b *node.Node, size int) int64 {
+	t.Helper()
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ."
+	rng := mrand.New(mrand.NewPCG(uint64(size), 7))
+	body := make([]byte, bundle.MaxBodyLen)
+	for size > 0 {
+		n := min(size, len(body))
+		for i := range body[:n] {
+			body[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		Send(t, a, b, string(body[:n]))
+		size -= n
+	}
+	held, err := a.Held(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, hb := range held {
+		total += hb.Size
+	}
+	return total
+}
+
+func testResume(t *testing.T, h Harness) {
+	a, b := NewNode(t, "north"), NewNode(t, "river")
+	Introduce(t, a, b)
+	size := bigMessages(t, a, b, 2<<20)
+	cut := int64(64<<10) + randInt(t, size-128<<10)
+	la, lb := h.Connect(t, a, b)
+	ra, rb := SyncPair(t, a, b, CutAfter(la, cut), lb, carriers.Options{Idle: 5 * time.Second}, carriers.Options{Idle: 5 * time.Second})
+	if ra.Err == nil && rb.Err == nil {
+		t.Fatalf("the session cut after %d bytes succeeded", cut)
+	}
+	first := rb.Report.Received.Bytes
+	p, err := b.PartialOf(context.Background(), a.ID(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p == nil || p.Have != first {
+		t.Fatalf("after a cut at byte %d with %d received: partial %+v", cut, first, p)
+	}
+	_, rb2 := sync2(t, h, a, b)
+	if rb2.Received.Resumed != 1 || rb2.Received.ResumedBytes != first {
+		t.Errorf("resumed %d transfers from byte %d, want 1 from %d", rb2.Received.Resumed, rb2.Received.ResumedBytes, first)
+	}
+	if got := first + rb2.Received.Bytes; got != size {
+		t.Errorf("%d + %d bytes crossed the link for a bundle of %d: resent %d", first, rb2.Received.Bytes, size, got-size)
+	}
+	if rb2.Messages == 0 {
+		t.Errorf("river applied no messages after the resume")
+	}
+	if p, _ := b.PartialOf(context.Background(), a.ID(), 1); p != nil {
+		t.Errorf("partial transfer left after the bundle was taken in: %+v", p)
+	}
+}
+
+func testUntrusted(t *testing.T, h Harness) {
+	a, c := NewNode(t, "north"), NewNode(t, "stranger")
+	// c trusts a, a does not know c.
+	card, _ := a.Card(nil, nil)
+	if _, err := c.AddPeer(context.Background(), card, ""); err != nil {
+		t.Fatal(err)
+	}
+	Send(t, c, a, "let me in")
+	before := count(t, a)
+	la, lc := h.Connect(t, a, c)
+	ra, rc := SyncPair(t, a, c, la, lc, carriers.Options{}, carriers.Options{})
+	if !errors.Is(ra.Err, carriers.ErrUntrusted) || !strings.Contains(ra.Err.Error(), "not a trusted peer") {
+		t.Errorf("north: %v, want a refusal of an untrusted peer", ra.Err)
+	}
+	var refused *carriers.RefusedError
+	if !errors.As(rc.Err, &refused) || !strings.Contains(refused.Reason, "not a trusted peer of north") {
+		t.Errorf("stranger: %v, want to be told it is not trusted", rc.Err)
+	}
+	if after := count(t, a); after != before {
+		t.Errorf("north accounts for %d bundles after refusing, %d before", after, before)
+	}
+}
+
+func count(t testing.TB, n *node.Node) uint64 {
+	t.Helper()
+	v, err := n.Vector(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Count()
+}
+
+func testGarbage(t *testing.T, h Harness) {
+	for _, tc := range []struct {
+		name  string
+		valid int // frames of a real session before the garbage
+	}{{"AtOnce", 0}, {"AfterHello", 1}, {"AfterAuth", 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := NewNode(t, "north"), NewNode(t, "river")
+			Introduce(t, a, b)
+			Send(t, a, b, "hello")
+			before := count(t, b)
+			la, lb := h.Connect(t, a, b)
+			ra, rb := SyncPair(t, a, b, Garbage(la, tc.valid), lb, carriers.Options{Idle: 3 * time.Second}, carriers.Options{Idle: 3 * time.Second})
+			if !errors.Is(rb.Err, carriers.ErrProtocol) {
+				t.Errorf("river: %v, want a protocol error", rb.Err)
+			}
+			_ = ra
+			if after := count(t, b); after != before {
+				t.Errorf("river accounts for %d bundles after garbage, %d before", after, before)
+			}
+		})
+	}
+}
+
+func testStall(t *testing.T, h Harness) {
+	for _, tc := range []struct {
+		name  string
+		after int64 // bytes before the peer goes silent
+	}{{"BeforeHello", 0}, {"MidTransfer", 300 << 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := NewNode(t, "north"), NewNode(t, "river")
+			Introduce(t, a, b)
+			bigMessages(t, a, b, 1<<20)
+			la, lb := h.Connect(t, a, b)
+			start := time.Now()
+			// The silent side gives up later than river notices.
+			_, rb := SyncPair(t, a, b, StallAfter(la, tc.after), lb, carriers.Options{Idle: time.Second}, carriers.Options{Idle: 300 * time.Millisecond})
+			if !errors.Is(rb.Err, carriers.ErrStalled) {
+				t.Errorf("river: %v, want a stalled peer", rb.Err)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("a stall took %s to notice", d)
+			}
+			if tc.after > 0 {
+				p, _ := b.PartialOf(context.Background(), a.ID(), 1)
+				if p == nil || p.Have != rb.Report.Received.Bytes {
+					t.Errorf("after a stall with %d bytes received, partial %+v", rb.Report.Received.Bytes, p)
+				}
+			}
+		})
+	}
+}
+
+func testTamper(t *testing.T, h Harness) {
+	for _, tc := range []struct {
+		name string
+		at   int // the offset of the byte changed within the bundle
+	}{{"Header", 20}, {"Payload", 40 << 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := NewNode(t, "north"), NewNode(t, "river")
+			Introduce(t, a, b)
+			bigMessages(t, a, b, 200<<10)
+			before := count(t, b)
+			la, lb := h.Connect(t, a, b)
+			ra, rb := SyncPair(t, a, b, Tamper(la, tc.at), lb, carriers.Options{}, carriers.Options{})
+			if !errors.Is(rb.Err, carriers.ErrBadBundle) {
+				t.Errorf("river: %v, want a refusal of the bundle", rb.Err)
+			}
+			var refused *carriers.RefusedError
+			if !errors.As(ra.Err, &refused) {
+				t.Errorf("north: %v, want to be told why", ra.Err)
+			}
+			if after := count(t, b); after != before {
+				t.Errorf("river accounts for %d bundles, %d before", after, before)
+			}
+			if ps, _ := b.Partials(context.Background()); len(ps) != 0 {
+				t.Errorf("river kept %d partial transfers of the bad bundle", len(ps))
+			}
+		})
+	}
+}
+
+func testQuota(t *testing.T, h Harness) {
+	a, b, c := NewNode(t, "north"), NewNode(t, "river"), NewNode(t, "lake")
+	Introduce(t, a, b, c)
+	// Two bundles of 300 KB for two destinations; river takes 400 KB.
+	bigMessages(t, a, b, 300<<10)
+	bigMessages(t, a, c, 300<<10)
+	la, lb := h.Connect(t, a, b)
+	ra, rb := SyncPair(t, a, b, la, lb, carriers.Options{}, carriers.Options{MaxReceive: 400 << 10})
+	if ra.Err != nil || rb.Err != nil {
+		t.Fatalf("sync: %v / %v", ra.Err, rb.Err)
+	}
+	if rb.Report.Received.Bundles != 1 || rb.Report.Left != 1 {
+		t.Errorf("under quota river took %d bundles and left %d, want 1 and 1", rb.Report.Received.Bundles, rb.Report.Left)
+	}
+	_, rb2 := sync2(t, h, a, b)
+	if rb2.Received.Bundles != 1 {
+		t.Errorf("the next contact brought %d bundles, want the 1 left", rb2.Received.Bundles)
+	}
+}
+
+func randInt(t testing.TB, n int64) int64 {
+	v, err := rand.Int(rand.Reader, big.NewInt(max(n, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Int64()
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"ferry/node"
+	"ferry/web"
+)
+
+// defaultListen keeps a fresh server on this machine until its admin
+// chooses to open it to the network (--listen 0.0.0.0:80).
+const defaultListen = "127.0.0.1:8080"
+
+func cmdServe(ctx context.Context, e *env, args []string) error {
+	fs := flags("serve", e)
+	data := dataFlag(fs)
+	listen := fs.String("listen", defaultListen, "the address to serve the web inbox on, e.g. 0.0.0.0:80 for the whole network")
+	name := fs.String("name", "", "the node's name when serve initializes a new data directory (default: this machine's host name)")
+	maxUpload := fs.Int64("max-upload", web.DefaultMaxUpload>>20, "the largest file a member may upload, in MiB")
+	quota := fs.Int64("quota", web.DefaultQuota>>20, "what each member may store, in MiB")
+	verbose := fs.Bool("v", false, "log every request")
+	live := addCarrierFlags(fs) // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	n, err := openOrInit(*data, *name, e, log)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	links, err := startLiveLinks(ctx, n, live, e, log)
+	if err != nil {
+		return err
+	}
+	defer links.Close()
+	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20})
+	if err != nil {
+		return err
+	}
+	if err := srv.Open(*listen); err != nil {
+		srv.Close()
+		return err
+	}
+	fmt.Fprintf(e.stderr, "ferry: serving %s's web inbox on http://%s/\n", n.Name(), srv.Addr())
+	code, err := srv.SetupCode(ctx)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	if code != "" {
+		fmt.Fprintf(e.stderr, "ferry: setup code: %s\nferry: open http://%s/setup and enter it to create the first admin.\n", code, srv.Addr())
+	}
+	<-ctx.Done()
+	fmt.Fprintln(e.stderr, "ferry: shutting down")
+	return srv.Close()
+}
+
+// openOrInit opens the node in dir, or initializes one there when dir is
+// empty or absent: named name, else after this machine, else "ferry".
+func openOrInit(dir, name string, e *env, log *slog.Logger) (*node.Node, error) {
+	opts := node.Options{Logger: log}
+	n, err := node.Open(dir, opts)
+	if !errors.Is(err, node.ErrNotInitialized) {
+		return n, err
+	}
+	if name == "" {
+		host, _ := os.Hostname()
+		name = hostName(host)
+	}
+	n, err = node.Init(dir, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.stderr, "ferry: initialized node %s (%s) in %s\n", n.Name(), n.ID().Short(), dir)
+	return n, nil
+}
+
+// hostName makes a node name of a host name: "Pi-Garden.local" → "pi-garden".
+func hostName(host string) string {
+	host, _, _ = strings.Cut(strings.ToLower(host), ".")
+	var b strings.Builder
+	for _, c := range host {
+		switch {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+			b.WriteRune(c)
+		case b.Len() > 0:
+			b.WriteByte('-')
+		}
+	}
+	s := strings.Trim(b.String(), "-")
+	if len(s) > 32 {
+		s = strings.TrimRight(s[:32], "-")
+	}
+	if !node.ValidName(s) {
+		return "ferry"
+	}
+	return s
+}

@@ -1,0 +1,491 @@
+package node
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"ferry/bundle"
+)
+
+// ErrNoMessage means no message has that local number, or the user may
+// not see it.
+var ErrNoMessage = errors.New("node: no such message")
+
+// ChatMessage is a message as a conversation shows it.
+type ChatMessage struct {
+	ID       int64 // the local number: stable on this node, for links and read marks
+	Msg      MessageID
+	From     Address
+	To       Address // a direct message's recipient; zero for a room post
+	Room     string  // a room post's room
+	Body     string
+	Sent     time.Time // by the sender's clock
+	Received time.Time // here; zero for what was written here
+	ReplyTo  *Quote
+	Files    []Attachment
+	// Deliveries follow a message sent from this node to other
+	// communities: one per destination. Empty for messages that did not
+	// leave this node.
+	Deliveries []Delivery
+}
+
+// Quote is the message a reply answers, in brief.
+type Quote struct {
+	ID   int64 // its local number
+	From Address
+	Body string // its first 200 bytes
+}
+
+// Delivery is how far a message has gone towards one community: queued
+// here, carried (by which carrier, when), delivered there, or failed or
+// expired on the way.
+type Delivery struct {
+	Node      string
+	State     string
+	At        time.Time // when it reached the state
+	Carrier   string    // the first carrier that took it: file, usb, tcp...
+	CarriedAt time.Time // when that carrier took it; zero while queued
+	Reason    string    // why it failed
+}
+
+// Attachment is a file that came with a message.
+type Attachment struct {
+	ID      int64
+	Message int64
+	Name    string
+	Hash    string
+	Size    int64
+	Type    string
+}
+
+// Page selects a window of a conversation: the Limit newest messages
+// older than Before (0: the newest).
+type Page struct {
+	Before int64
+	Limit  int
+}
+
+func (p Page) limit() int {
+	if p.Limit <= 0 || p.Limit > 500 {
+		return 50
+	}
+	return p.Limit
+}
+
+// RoomMessages returns a page of a room's messages, oldest first.
+func (n *Node) RoomMessages(ctx context.Context, room string, p Page) ([]ChatMessage, error) {
+	r, err := n.Room(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	self := n.ID()
+	return n.entries(ctx, `m.to_user = ? AND m.room = 1 AND m.copy_of IS NULL
+		AND (m.origin = ? OR m.origin IN (SELECT peer FROM room_peers WHERE room = ?))`,
+		[]any{r.Name, self[:], r.ID}, p)
+}
+
+// DirectMessages returns a page of the direct messages between a local
+// user and another user, here or at a peer, oldest first.
+func (n *Node) DirectMessages(ctx context.Context, user string, with Address, p Page) ([]ChatMessage, error) {
+	other, err := n.nodeID(ctx, with.Node)
+	if err != nil {
+		return nil, err
+	}
+	self := n.ID()
+	return n.entries(ctx, `m.room = 0 AND (
+		(m.to_user = ? AND m.to_node = ? AND m.origin = ? AND m.from_user = ?) OR
+		(m.to_user = ? AND m.to_node = ? AND m.origin = ? AND m.from_user = ?))`,
+		[]any{with.User, other[:], self[:], user, user, self[:], other[:], with.User}, p)
+}
+
+// Message returns one message, if user may see it: a post in a room, or
+// a direct message user sent or received.
+func (n *Node) Message(ctx context.Context, user string, id int64) (*ChatMessage, string, error) {
+	r, err := n.loadRow(ctx, n.db, id)
+	if err != nil {
+		return nil, "", err
+	}
+	conv, err := n.visibleConv(ctx, n.db, r, user)
+	if err != nil {
+		return nil, "", err
+	}
+	if conv == "" {
+		return nil, "", fmt.Errorf("%w %d", ErrNoMessage, id)
+	}
+	es, err := n.entries(ctx, `m.id = ?`, []any{id}, Page{Before: id + 1, Limit: 1})
+	if err != nil || len(es) != 1 {
+		return nil, "", errors.Join(err, fmt.Errorf("%w %d", ErrNoMessage, id))
+	}
+	return &es[0], conv, nil
+}
+
+// Conversation sums up the direct messages between a local user and one
+// other user.
+type Conversation struct {
+	With   Address
+	LastID int64
+	Last   ChatMessage
+	Unread int
+}
+
+// Conversations lists a local user's direct conversations, the latest
+// first.
+func (n *Node) Conversations(ctx context.Context, user string) ([]Conversation, error) {
+	self := n.ID()
+	rows, err := n.db.QueryContext(ctx, `SELECT c.pn, c.pu, MAX(c.id),
+		SUM(c.incoming AND c.id > COALESCE(r.last_id, 0))
+		FROM (
+			SELECT to_node AS pn, to_user AS pu, id, 0 AS incoming FROM messages
+				WHERE room = 0 AND origin = ?1 AND from_user = ?2
+			UNION ALL
+			SELECT origin, from_user, id, NOT (origin = ?1 AND from_user = ?2) FROM messages
+				WHERE room = 0 AND to_node = ?1 AND to_user = ?2
+		) c LEFT JOIN reads r ON r.user = ?2 AND r.conv = 'dm:' || lower(hex(c.pn)) || ':' || c.pu
+		GROUP BY c.pn, c.pu ORDER BY MAX(c.id) DESC`, self[:], user)
+	if err != nil {
+		return nil, err
+	}
+	var out []Conversation
+	names := nodeNames{n: n, ctx: ctx}
+	for rows.Next() {
+		var c Conversation
+		var pn []byte
+		if err := rows.Scan(&pn, &c.With.User, &c.LastID, &c.Unread); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c.With.Node = names.name(bundle.NodeID(pn))
+		out = append(out, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		es, err := n.entries(ctx, `m.id = ?`, []any{out[i].LastID}, Page{Before: out[i].LastID + 1, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(es) == 1 {
+			out[i].Last = es[0]
+		}
+	}
+	return out, nil
+}
+
+// MarkRead records that user has read a conversation up to the message
+// with local number upto. Marks only move forward. A mark is not synced
+// to disk at once: a power cut may forget the last ones.
+func (n *Node) MarkRead(ctx context.Context, user, conv string, upto int64) error {
+	var last int64
+	row, err := n.queryRow(ctx, `SELECT last_id FROM reads WHERE user = ? AND conv = ?`, user, conv)
+	if err == nil {
+		err = row.Scan(&last)
+	}
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if upto <= last {
+		return nil
+	}
+	return n.withLightTx(ctx, func(tx *sql.Tx) error { return markRead(ctx, tx, user, conv, upto) })
+}
+
+func markRead(ctx context.Context, tx *sql.Tx, user, conv string, upto int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO reads (user, conv, last_id) VALUES (?, ?, ?)
+		ON CONFLICT DO UPDATE SET last_id = excluded.last_id WHERE excluded.last_id > reads.last_id`, user, conv, upto)
+	return err
+}
+
+// RoomConv names a room's conversation, for MarkRead.
+func RoomConv(room string) string { return roomConv(room) }
+
+// DirectConv names the direct conversation with a user, for MarkRead.
+func (n *Node) DirectConv(ctx context.Context, with Address) (string, error) {
+	id, err := n.nodeID(ctx, with.Node)
+	if err != nil {
+		return "", err
+	}
+	return dmConv(id, with.User), nil
+}
+
+func roomConv(room string) string { return "room:" + room }
+
+func dmConv(node bundle.NodeID, user string) string {
+	return fmt.Sprintf("dm:%x:%s", node[:], user)
+}
+
+// row is the part of a messages row that says where it belongs.
+type row struct {
+	id       int64
+	origin   []byte
+	seq      int64
+	fromUser string
+	toNode   []byte
+	toUser   string
+	room     bool
+	copyOf   sql.NullInt64
+}
+
+func (n *Node) loadRow(ctx context.Context, q querier, id int64) (*row, error) {
+	r := &row{id: id}
+	err := q.QueryRowContext(ctx, `SELECT origin, seq, from_user, to_node, to_user, room, copy_of FROM messages WHERE id = ?`, id).
+		Scan(&r.origin, &r.seq, &r.fromUser, &r.toNode, &r.toUser, &r.room, &r.copyOf)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w %d", ErrNoMessage, id)
+	}
+	return r, err
+}
+
+// visibleConv returns the conversation a message belongs to as user sees
+// it, or "" when user may not see it: copies of room posts for peers, posts
+// in rooms this node does not share with their origin, and other users'
+// direct messages.
+func (n *Node) visibleConv(ctx context.Context, q querier, r *row, user string) (string, error) {
+	self := n.ID()
+	origin, toNode := bundle.NodeID(r.origin), bundle.NodeID(r.toNode)
+	if r.copyOf.Valid || toNode != self && origin != self {
+		return "", nil
+	}
+	if r.room {
+		if toNode != self {
+			return "", nil
+		}
+		if origin != self {
+			ok, err := roomAccepts(ctx, q, r.toUser, origin)
+			if err != nil || !ok {
+				return "", err
+			}
+		} else if _, err := n.Room(ctx, r.toUser); errors.Is(err, ErrUnknownRoom) {
+			return "", nil
+		} else if err != nil {
+			return "", err
+		}
+		return roomConv(r.toUser), nil
+	}
+	switch {
+	case origin == self && r.fromUser == user:
+		return dmConv(toNode, r.toUser), nil
+	case toNode == self && r.toUser == user:
+		return dmConv(origin, r.fromUser), nil
+	}
+	return "", nil
+}
+
+// entries loads a page of messages matching cond, oldest first, with their
+// quotes, attachments and delivery states.
+func (n *Node) entries(ctx context.Context, cond string, args []any, p Page) ([]ChatMessage, error) {
+	before := p.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := n.query(ctx, `SELECT m.id, m.origin, m.seq, m.from_user, m.to_node, m.to_user, m.room,
+		m.body, m.created, COALESCE(m.received_at, 0), m.state, m.state_at, COALESCE(m.carrier, ''), COALESCE(m.reason, ''),
+		COALESCE((SELECT MIN(h.at) FROM handoffs h WHERE h.bundle = m.bundle), 0),
+		q.id, q.origin, q.seq, q.from_user, q.to_node, q.to_user, q.room, q.copy_of, substr(q.body, 1, 200)
+		FROM messages m
+		LEFT JOIN messages q0 ON q0.origin = m.reply_origin AND q0.seq = m.reply_seq
+		LEFT JOIN messages q ON q.id = COALESCE(q0.copy_of, q0.id)
+		WHERE `+cond+` AND m.id < ? ORDER BY m.id DESC LIMIT ?`, append(args, before, p.limit())...)
+	if err != nil {
+		return nil, err
+	}
+	names := nodeNames{n: n, ctx: ctx}
+	self := n.ID()
+	var out []ChatMessage
+	var quotes []*row
+	for rows.Next() {
+		var e ChatMessage
+		var origin, toNode []byte
+		var room bool
+		var created, received, stateAt, carriedAt int64
+		var state string
+		var d Delivery
+		var qid, qseq sql.NullInt64
+		var qorigin, qnode []byte
+		var qfrom, qto, qbody sql.NullString
+		var qroom sql.NullBool
+		var qcopy sql.NullInt64
+		if err := rows.Scan(&e.ID, &origin, &e.Msg.Seq, &e.From.User, &toNode, &e.To.User, &room,
+			&e.Body, &created, &received, &state, &stateAt, &d.Carrier, &d.Reason, &carriedAt,
+			&qid, &qorigin, &qseq, &qfrom, &qnode, &qto, &qroom, &qcopy, &qbody); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		e.Msg.Origin = bundle.NodeID(origin)
+		e.From.Node = names.name(e.Msg.Origin)
+		e.Sent = timeMilli(created)
+		if received != 0 && e.Msg.Origin != self {
+			e.Received = timeMilli(received)
+		}
+		if room {
+			e.Room, e.To = e.To.User, Address{}
+		} else {
+			e.To.Node = names.name(bundle.NodeID(toNode))
+			if e.Msg.Origin == self && bundle.NodeID(toNode) != self {
+				d.Node, d.State, d.At = e.To.Node, state, timeMilli(stateAt)
+				if carriedAt != 0 {
+					d.CarriedAt = timeMilli(carriedAt)
+				}
+				e.Deliveries = []Delivery{d}
+			}
+		}
+		var q *row
+		if qid.Valid {
+			e.ReplyTo = &Quote{ID: qid.Int64, From: Address{User: qfrom.String, Node: names.name(bundle.NodeID(qorigin))}, Body: qbody.String}
+			q = &row{id: qid.Int64, origin: qorigin, seq: qseq.Int64, fromUser: qfrom.String, toNode: qnode,
+				toUser: qto.String, room: qroom.Bool, copyOf: qcopy}
+		}
+		out = append(out, e)
+		quotes = append(quotes, q)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Oldest first.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+		quotes[i], quotes[j] = quotes[j], quotes[i]
+	}
+	if err := n.checkQuotes(ctx, out, quotes); err != nil {
+		return nil, err
+	}
+	if err := n.loadCopies(ctx, out, &names); err != nil {
+		return nil, err
+	}
+	return out, n.loadAttachments(ctx, out)
+}
+
+// checkQuotes drops the quote of a reply that names a message of another
+// conversation: a peer could otherwise make a reply quote a message its
+// reader may not see.
+func (n *Node) checkQuotes(ctx context.Context, es []ChatMessage, quotes []*row) error {
+	for i, q := range quotes {
+		if q == nil {
+			continue
+		}
+		m, err := n.loadRow(ctx, n.db, es[i].ID)
+		if err != nil {
+			return err
+		}
+		// The viewer is a party to m; q must be in m's conversation as
+		// that party sees it.
+		viewer := es[i].From.User
+		if bundle.NodeID(m.origin) != n.ID() {
+			viewer = m.toUser
+		}
+		mc, err := n.visibleConv(ctx, n.db, m, viewer)
+		if err != nil {
+			return err
+		}
+		qc, err := n.visibleConv(ctx, n.db, q, viewer)
+		if err != nil {
+			return err
+		}
+		if mc == "" || qc != mc {
+			es[i].ReplyTo = nil
+		}
+	}
+	return nil
+}
+
+// loadCopies fills the deliveries of room posts from their copies.
+func (n *Node) loadCopies(ctx context.Context, es []ChatMessage, names *nodeNames) error {
+	idx := map[int64]int{}
+	var ids []int64
+	for i, e := range es {
+		if e.Room != "" && e.Msg.Origin == n.ID() {
+			idx[e.ID] = i
+			ids = append(ids, e.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := n.query(ctx, `SELECT c.copy_of, c.to_node, c.state, c.state_at, COALESCE(c.carrier, ''), COALESCE(c.reason, ''),
+		COALESCE((SELECT MIN(h.at) FROM handoffs h WHERE h.bundle = c.bundle), 0)
+		FROM messages c WHERE c.copy_of IN (SELECT value FROM json_each(?)) ORDER BY c.id`, jsonIDs(ids))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var of, stateAt, carriedAt int64
+		var node []byte
+		var d Delivery
+		if err := rows.Scan(&of, &node, &d.State, &stateAt, &d.Carrier, &d.Reason, &carriedAt); err != nil {
+			return err
+		}
+		d.Node, d.At = names.name(bundle.NodeID(node)), timeMilli(stateAt)
+		if carriedAt != 0 {
+			d.CarriedAt = timeMilli(carriedAt)
+		}
+		e := &es[idx[of]]
+		e.Deliveries = append(e.Deliveries, d)
+	}
+	return rows.Err()
+}
+
+func (n *Node) loadAttachments(ctx context.Context, es []ChatMessage) error {
+	if len(es) == 0 {
+		return nil
+	}
+	idx := map[int64]int{}
+	ids := make([]int64, len(es))
+	for i, e := range es {
+		idx[e.ID] = i
+		ids[i] = e.ID
+	}
+	rows, err := n.query(ctx, `SELECT id, message, name, hash, size, type FROM attachments
+		WHERE message IN (SELECT value FROM json_each(?)) ORDER BY id`, jsonIDs(ids))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a Attachment
+		if err := rows.Scan(&a.ID, &a.Message, &a.Name, &a.Hash, &a.Size, &a.Type); err != nil {
+			return err
+		}
+		e := &es[idx[a.Message]]
+		e.Files = append(e.Files, a)
+	}
+	return rows.Err()
+}
+
+// jsonIDs makes a JSON array of numbers, for "IN (SELECT value FROM
+// json_each(?))": one statement text for lists of any length.
+func jsonIDs(ids []int64) string {
+	b := []byte{'['}
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// nodeNames caches node display names for one request.
+type nodeNames struct {
+	n     *Node
+	ctx   context.Context
+	cache map[bundle.NodeID]string
+}
+
+func (c *nodeNames) name(id bundle.NodeID) string {
+	if s, ok := c.cache[id]; ok {
+		return s
+	}
+	if c.cache == nil {
+		c.cache = map[bundle.NodeID]string{}
+	}
+	s := c.n.nodeName(c.ctx, c.n.db, id)
+	c.cache[id] = s
+	return s
+}

@@ -1,0 +1,74 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+)
+
+// routes builds the router. Every route belongs to one of three
+// subrouters, whose middleware decides who may use it: public (login,
+// setup, invites, resets, assets), members, admins. Sessions and the
+// CSRF check apply to all of them.
+func (s *Server) routes() http.Handler {
+	r := mux.NewRouter()
+	r.StrictSlash(false)
+	r.NotFoundHandler = s.session(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, &httpError{status: http.StatusNotFound, msg: "There is nothing here."})
+	}))
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	})
+	r.Use(s.session, s.csrf)
+
+	pub := r.NewRoute().Subrouter()
+	pub.Handle("/", s.handle(s.home)).Methods("GET")
+	pub.Handle("/login", s.handle(s.loginPage)).Methods("GET")
+	pub.Handle("/login", s.handle(s.login)).Methods("POST")
+	pub.Handle("/setup", s.handle(s.setupPage)).Methods("GET")
+	pub.Handle("/setup", s.handle(s.setup)).Methods("POST")
+	pub.Handle("/invite/{code}", s.handle(s.invitePage)).Methods("GET")
+	pub.Handle("/invite/{code}", s.handle(s.acceptInvite)).Methods("POST")
+	pub.Handle("/reset/{code}", s.handle(s.resetPage)).Methods("GET")
+	pub.Handle("/reset/{code}", s.handle(s.resetPassword)).Methods("POST")
+	pub.PathPrefix("/static/").Handler(s.static()).Methods("GET", "HEAD")
+
+	mem := r.NewRoute().Subrouter()
+	mem.Use(s.members)
+	mem.Handle("/logout", s.handle(s.logout)).Methods("POST")
+	mem.Handle("/events", http.HandlerFunc(s.events)).Methods("GET")
+	mem.Handle("/rooms", s.handle(s.roomsPage)).Methods("GET")
+	mem.Handle("/rooms", s.handle(s.createRoom)).Methods("POST")
+	mem.Handle("/rooms/{room}", s.handle(s.roomPage)).Methods("GET")
+	mem.Handle("/rooms/{room}", s.handle(s.postInRoom)).Methods("POST").Name("upload-room")
+	mem.Handle("/messages", s.handle(s.conversationsPage)).Methods("GET")
+	mem.Handle("/messages", s.handle(s.startConversation)).Methods("POST")
+	mem.Handle("/messages/{with}", s.handle(s.conversationPage)).Methods("GET")
+	mem.Handle("/messages/{with}", s.handle(s.sendDirect)).Methods("POST").Name("upload-direct")
+	mem.Handle("/attachments/{id:[0-9]+}", s.handle(s.downloadAttachment)).Methods("GET")
+	mem.Handle("/files", s.handle(s.filesPage)).Methods("GET")
+	mem.Handle("/files/shared", s.handle(s.filesPage)).Methods("GET")
+	mem.Handle("/files/folder/{id:[0-9]+}", s.handle(s.filesPage)).Methods("GET")
+	mem.Handle("/files/upload", s.handle(s.uploadFile)).Methods("POST").Name("upload-file")
+	mem.Handle("/files/folder", s.handle(s.makeFolder)).Methods("POST")
+	mem.Handle("/files/{id:[0-9]+}", s.handle(s.downloadFile)).Methods("GET")
+	mem.Handle("/files/{id:[0-9]+}/{action:rename|delete|share}", s.handle(s.fileAction)).Methods("POST")
+	mem.Handle("/files/folder/{id:[0-9]+}/{action:rename|delete}", s.handle(s.folderAction)).Methods("POST")
+	mem.Handle("/search", s.handle(s.searchPage)).Methods("GET")
+	mem.Handle("/account", s.handle(s.accountPage)).Methods("GET")
+	mem.Handle("/account/{action:display|password|logout-all}", s.handle(s.accountAction)).Methods("POST")
+
+	adm := r.NewRoute().Subrouter()
+	adm.Use(s.admins)
+	adm.Handle("/admin", s.handle(s.adminPage)).Methods("GET")
+	adm.Handle("/admin/invites", s.handle(s.createInvite)).Methods("POST")
+	adm.Handle("/admin/invites/revoke", s.handle(s.revokeInvite)).Methods("POST")
+	adm.Handle("/admin/users/{user}/{action:activate|deactivate|admin|member|reset}", s.handle(s.userAction)).Methods("POST")
+	adm.Handle("/admin/peers", s.handle(s.peersPage)).Methods("GET")
+	adm.Handle("/admin/peers", s.handle(s.addPeer)).Methods("POST")
+	adm.Handle("/admin/card.png", s.handle(s.cardQR)).Methods("GET")
+	adm.Handle("/admin/rooms/{room}", s.handle(s.roomSettings)).Methods("POST")
+
+	s.router = r
+	return s.outer(r)
+}
