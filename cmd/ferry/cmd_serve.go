@@ -25,6 +25,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	quota := fs.Int64("quota", web.DefaultQuota>>20, "what each member may store, in MiB")
 	verbose := fs.Bool("v", false, "log every request")
 	live := addCarrierFlags(fs) // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
+	sticks := addUSBFlags(fs)   // USB sticks: mount watcher (serve_usb.go)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -43,6 +44,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer links.Close()
+	usbCtx, stopUSB := context.WithCancel(ctx)
+	_, usbDone := startUSB(usbCtx, n, sticks, log)
+	defer func() { stopUSB(); usbDone() }()
 	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20})
 	if err != nil {
 		return err
