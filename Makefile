@@ -25,8 +25,8 @@ vet:
 
 # cross checks that the pure-Go build works for every Raspberry Pi.
 cross:
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -o /dev/null ./cmd/ferry
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/ferry
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -o /dev/null ./cmd/ferry
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -o /dev/null ./cmd/ferry
 
 test: deps vet cross
 	$(GO) test -race -count=1 $(RACEPKGS)

@@ -21,7 +21,8 @@ import (
 // A backup is a folder that mirrors a data directory: the identity files
 // (node.key, identity.txt), a snapshot of the database (ferry.db), the
 // bundle spool with partial transfers (spool/), the file bodies (files/),
-// and MANIFEST.json listing every file with its size and SHA-256. Every
+// any other file the node keeps there but temporary ones, and
+// MANIFEST.json listing every file with its size and SHA-256. Every
 // file is written to a temporary name, synced and renamed; the manifest is
 // written last, so a folder without one is an unfinished backup.
 
@@ -132,60 +133,60 @@ func (n *Node) snapshot(ctx context.Context, b *backup) error {
 	return b.commit(tmp, dbFile, size, sum)
 }
 
-// copyTree copies the spool and file bodies not copied yet. Partial
+// copyTree copies every file of the data directory not copied yet but the
+// database (snapshotted instead) and temporary files: the spool, file
+// bodies, and whatever later parts of the node keep there. Partial
 // transfers are copied only after the snapshot (partials true): they grow
 // while a transfer runs, and the copy must hold at least the bytes the
 // snapshot calls durable.
 func (b *backup) copyTree(ctx context.Context, partials bool) error {
-	for _, top := range []string{spoolDir, filesDir} {
-		root := filepath.Join(b.src, top)
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(b.src, p)
-			rel = filepath.ToSlash(rel)
-			if d.IsDir() {
-				return nil
-			}
-			if !backedUp(rel, partials) || b.done[rel] {
-				return nil
-			}
-			err = b.copy(rel)
+	err := filepath.WalkDir(b.src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed since the walk saw it
+				return nil
 			}
 			return err
-		})
-		if err != nil {
-			return fmt.Errorf("node: backup: %w", err)
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(b.src, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if !backedUp(rel, partials) || b.done[rel] {
+			return nil
+		}
+		err = b.copy(rel)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed since the walk saw it
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("node: backup: %w", err)
 	}
 	return nil
 }
 
 // backedUp reports whether a data file (slash path) belongs in a backup:
-// spooled bundles and file bodies always, partial transfers after the
-// snapshot, temporary files never.
+// not the live database and its WAL, nor temporary files (in a tmp folder,
+// or named .part, .tmp or hidden), except partial transfers
+// (spool/tmp/<id>.partial) once the snapshot is taken.
 func backedUp(rel string, partials bool) bool {
 	parts := strings.Split(rel, "/")
-	if len(parts) != 3 {
+	base := parts[len(parts)-1]
+	if len(parts) == 1 && strings.HasPrefix(base, dbFile) {
 		return false
 	}
-	switch {
-	case parts[1] == "tmp":
-		return partials && parts[0] == spoolDir && strings.HasSuffix(parts[2], partialExt)
-	case parts[0] == spoolDir:
-		return strings.HasSuffix(parts[2], ".bundle")
-	default:
-		return len(parts[2]) == 64
+	if slices.Contains(parts[:len(parts)-1], "tmp") {
+		return partials && len(parts) == 3 && parts[0] == spoolDir && parts[1] == "tmp" && strings.HasSuffix(base, partialExt)
 	}
+	return !strings.HasPrefix(base, ".") && !strings.HasSuffix(base, ".part") && !strings.HasSuffix(base, ".tmp")
 }
 
 // copy copies the data file rel (slash path) into the backup.

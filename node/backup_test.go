@@ -201,3 +201,32 @@ func TestRestoreRefuses(t *testing.T) {
 		t.Errorf("a failed restore left %d entries in the target", len(entries))
 	}
 }
+
+func TestBackedUp(t *testing.T) {
+	for _, c := range []struct {
+		rel           string
+		before, after bool
+	}{
+		{"node.key", true, true},
+		{"identity.txt", true, true},
+		{"ferry.db", false, false},
+		{"ferry.db-wal", false, false},
+		{"ferry.db-shm", false, false},
+		{"spool/ab/ab12.bundle", true, true},
+		{"spool/tmp/ab12.partial", false, true},
+		{"spool/tmp/0123.part", false, false},
+		{"files/ab/" + strings.Repeat("ab", 32), true, true},
+		{"files/tmp/upload-123", false, false},
+		{"archive/chunks/ab/cd", true, true},
+		{"archive/tmp/x", false, false},
+		{".hidden", false, false},
+		{"x/.ferry-1.part", false, false},
+	} {
+		if got := node.BackedUpForTest(c.rel, false); got != c.before {
+			t.Errorf("backedUp(%q, before the snapshot) = %v", c.rel, got)
+		}
+		if got := node.BackedUpForTest(c.rel, true); got != c.after {
+			t.Errorf("backedUp(%q, after the snapshot) = %v", c.rel, got)
+		}
+	}
+}

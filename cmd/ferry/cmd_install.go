@@ -48,13 +48,21 @@ func cmdInstall(ctx context.Context, e *env, args []string) error {
 	if system && os.Geteuid() != 0 {
 		return errors.New("install: run as root (sudo ferry install), or give --prefix DIR to write the files elsewhere")
 	}
+	unitText, err := renderInstall(unitTemplate, c)
+	if err != nil {
+		return err
+	}
+	confText, err := renderInstall(configTemplate, c)
+	if err != nil {
+		return err
+	}
 	unit := filepath.Join(*prefix, unitPath)
-	if err := writeFile(unit, renderInstall(unitTemplate, c), 0o644, true); err != nil {
+	if err := installFile(unit, unitText, 0o644, true); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s\n", unit)
 	conf := filepath.Join(*prefix, configPath)
-	if err := writeFile(conf, renderInstall(configTemplate, c), 0o644, false); errors.Is(err, os.ErrExist) {
+	if err := installFile(conf, confText, 0o644, false); errors.Is(err, os.ErrExist) {
 		fmt.Fprintf(e.stdout, "kept %s (it exists)\n", conf)
 	} else if err != nil {
 		return err
@@ -97,17 +105,17 @@ func newInstallConfig(bin, data, usr, listen string) (*installConfig, error) {
 	return c, nil
 }
 
-func renderInstall(tmpl *template.Template, c *installConfig) []byte {
+func renderInstall(tmpl *template.Template, c *installConfig) ([]byte, error) {
 	var b strings.Builder
 	if err := tmpl.Execute(&b, c); err != nil {
-		panic(err) // the templates are constants, tested
+		return nil, fmt.Errorf("install: %s: %w", tmpl.Name(), err)
 	}
-	return []byte(b.String())
+	return []byte(b.String()), nil
 }
 
-// writeFile writes data to path atomically. Without replace, an existing
+// installFile writes data to path atomically. Without replace, an existing
 // file is kept and fs.ErrExist returned.
-func writeFile(path string, data []byte, perm os.FileMode, replace bool) error {
+func installFile(path string, data []byte, perm os.FileMode, replace bool) error {
 	if !replace {
 		if _, err := os.Stat(path); err == nil {
 			return fs.ErrExist
@@ -284,6 +292,7 @@ MemoryDenyWriteExecute=yes
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_BLUETOOTH
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
 
 [Install]
 WantedBy=multi-user.target

@@ -17,7 +17,7 @@ func TestInstall(t *testing.T) {
 		}
 	}
 	unitFile := filepath.Join(prefix, "etc/systemd/system/ferry.service")
-	unit := readLines(t, unitFile)
+	unit := unitLines(t, unitFile)
 	for _, want := range []string{
 		"User=ferry",
 		"Group=ferry",
@@ -69,7 +69,7 @@ func TestInstall(t *testing.T) {
 	if !strings.Contains(out, "kept") {
 		t.Errorf("second install did not keep the config:\n%s", out)
 	}
-	unit = readLines(t, unitFile)
+	unit = unitLines(t, unitFile)
 	if !unit["CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW"] || !unit["ReadWritePaths=/srv/ferry"] {
 		t.Errorf("unit for port 8080 and /srv/ferry: %v", unit)
 	}
@@ -105,7 +105,7 @@ func verifyUnit(t *testing.T, path string) {
 	}
 }
 
-func readLines(t *testing.T, path string) map[string]bool {
+func unitLines(t *testing.T, path string) map[string]bool {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -25,8 +25,8 @@ const (
 	alarmBytes    = 1 << 30
 )
 
-// status is what ferry status reports; --json prints it as is.
-type status struct {
+// statusReport is what ferry status reports; --json prints it as is.
+type statusReport struct {
 	Build buildInfo   `json:"build"`
 	Node  string      `json:"node"`
 	ID    string      `json:"id"`
@@ -102,8 +102,8 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func nodeStatus(ctx context.Context, n *node.Node) (*status, error) {
-	st := &status{Build: currentBuild(), Node: n.Name(), ID: n.ID().String(), Data: n.Dir()}
+func nodeStatus(ctx context.Context, n *node.Node) (*statusReport, error) {
+	st := &statusReport{Build: currentBuild(), Node: n.Name(), ID: n.ID().String(), Data: n.Dir()}
 	if abs, err := filepath.Abs(n.Dir()); err == nil {
 		st.Data = abs
 	}
@@ -233,7 +233,7 @@ func destName(typ bundle.DestType, dest []byte, names map[bundle.NodeID]string) 
 	return fmt.Sprintf("node:%x", dest[:min(6, len(dest))])
 }
 
-func (st *status) print(w io.Writer) {
+func (st *statusReport) print(w io.Writer) {
 	fmt.Fprintf(w, "%s\n", st.Build)
 	fmt.Fprintf(w, "node     %s (%s)\n", st.Node, st.ID[:12])
 	fmt.Fprintf(w, "data     %s: %s (database %s, spool %s, files %s)\n", st.Data,
@@ -263,13 +263,13 @@ func (st *status) print(w io.Writer) {
 		if carrier == "" {
 			carrier = "-"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\n", p.Name, p.ID[:12], ago(p.LastOut), carrier, ago(p.LastIn), p.Waiting)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\n", p.Name, p.ID[:12], agoText(p.LastOut), carrier, agoText(p.LastIn), p.Waiting)
 	}
 	tw.Flush()
 }
 
-// ago formats a contact time: "never", or the UTC time and how long ago.
-func ago(t *time.Time) string {
+// agoText formats a contact time: "never", or the UTC time and how long ago.
+func agoText(t *time.Time) string {
 	if t == nil {
 		return "never"
 	}

@@ -17,7 +17,7 @@ func TestStatus(t *testing.T) {
 	mustFerry(t, "export", "--data", river.data, "--to", "hill", "--out", filepath.Join(root, "stick"))
 	mustFerry(t, "send", "--data", river.data, "--from", "anna", "--to", "ben@hill", "three")
 
-	var st status
+	var st statusReport
 	if err := json.Unmarshal([]byte(mustFerry(t, "status", "--data", river.data, "--json")), &st); err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,9 @@
 // Each binary is named ferry-<version>-linux-<target>. The version, commit
 // and build date are stamped into it with -ldflags -X (ferry version prints
 // them); they default to `git describe --tags --always --dirty`, the HEAD
-// commit and its commit time, so that two builds of one commit are
-// byte-identical. Every build is CGO_ENABLED=0, -trimpath, -s -w, and the
-// command fails if a binary reaches MaxSize.
+// commit and its commit time, so that two builds of one commit with the
+// same Go release are byte-identical. Every build is CGO_ENABLED=0,
+// -trimpath, -s -w, and the command fails if a binary reaches MaxSize.
 package main
 
 import (

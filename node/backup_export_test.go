@@ -1,0 +1,4 @@
+package node
+
+// BackedUpForTest exposes backedUp to the external tests.
+var BackedUpForTest = backedUp
