@@ -202,6 +202,17 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 		if err != nil {
 			return refuse(err)
 		}
+		if fn := recordHandler(rec.Type); fn != nil { // archive records (node/archivehook.go)
+			if err := fn(ctx, n, tx, &h, rr); err != nil {
+				var fe *bundle.FormatError
+				var le *bundle.LimitError
+				if errors.As(err, &fe) || errors.As(err, &le) {
+					return refuse(err)
+				}
+				return res, err
+			}
+			continue
+		}
 		if rec.Type != bundle.RecordMessage && rec.Type != bundle.RecordReceipt {
 			// A record type from a later version: skipped, so that old
 			// nodes still take in what they understand.

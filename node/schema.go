@@ -195,6 +195,29 @@ var migrations = []string{
 		updated_at INTEGER NOT NULL      -- unix ms
 	);
 	CREATE INDEX partials_origin ON partials (source, seq);`,
+	// The archive (package archive): signed snapshots, which chunks each
+	// peer holds or was sent (bundle NULL: proven held), and the archive
+	// bundles already answered with a receipt.
+	`CREATE TABLE archive_manifests (
+		item        BLOB NOT NULL,
+		version     INTEGER NOT NULL,
+		origin      BLOB NOT NULL,
+		title       TEXT NOT NULL,
+		created     INTEGER NOT NULL,    -- unix ms
+		size        INTEGER NOT NULL,
+		files       INTEGER NOT NULL,
+		complete    INTEGER NOT NULL,    -- every chunk held and every file verified
+		body        BLOB NOT NULL,       -- the signed manifest
+		received_at INTEGER NOT NULL,    -- unix ms
+		PRIMARY KEY (item, version, origin)
+	);
+	CREATE TABLE archive_peer_chunks (
+		peer   BLOB NOT NULL,
+		hash   BLOB NOT NULL,
+		bundle BLOB,
+		PRIMARY KEY (peer, hash)
+	) WITHOUT ROWID;
+	CREATE TABLE archive_received (bundle BLOB PRIMARY KEY) WITHOUT ROWID;`,
 }
 
 func migrate(db *sql.DB) error {

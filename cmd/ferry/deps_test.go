@@ -10,7 +10,7 @@ import (
 // docs/node.md: bundle ← node ← carriers ← usb, lora, ble ← web ← cmd.
 func TestDependenciesPointOneWay(t *testing.T) {
 	layer := map[string]int{
-		"ferry/bundle": 0, "ferry/node": 1, "ferry/carriers": 2,
+		"ferry/bundle": 0, "ferry/node": 1, "ferry/carriers": 2, "ferry/archive": 2,
 		"ferry/usb": 3, "ferry/lora": 3, "ferry/ble": 3, "ferry/web": 4,
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "ferry/...").Output()

@@ -1,0 +1,102 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+
+	"ferry/bundle"
+	"ferry/node"
+)
+
+func init() {
+	node.RegisterRecordHandler(bundle.RecordArchiveChunk, applyChunk)
+	node.RegisterRecordHandler(bundle.RecordArchiveManifest, applyManifest)
+}
+
+// applyChunk stores one chunk of a bundle for this node. A chunk written
+// by a bundle that is then refused stays in the store: it is addressed by
+// its hash, so it can do no harm, and a later delta need not carry it.
+func applyChunk(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header, body io.Reader) error {
+	data, err := io.ReadAll(io.LimitReader(body, bundle.MaxArchiveChunkSize+1))
+	if err != nil {
+		return err
+	}
+	if len(data) == 0 || len(data) > bundle.MaxArchiveChunkSize {
+		return &bundle.LimitError{What: "archive chunk size", Got: uint64(len(data)), Limit: bundle.MaxArchiveChunkSize}
+	}
+	st, err := OpenStore(storeDir(n.Dir()))
+	if err != nil {
+		return err
+	}
+	ref, _, err := st.Put(data)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO archive_peer_chunks (peer, hash, bundle) VALUES (?, ?, NULL)
+		ON CONFLICT (peer, hash) DO UPDATE SET bundle = NULL`, h.Source[:], ref.Hash[:]); err != nil {
+		return err
+	}
+	return acknowledge(ctx, n, tx, h)
+}
+
+// applyManifest verifies and stores a snapshot, marks it complete when
+// every file rebuilt from the store matches it, and notes that the sender
+// holds its chunks.
+func applyManifest(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header, body io.Reader) error {
+	b, err := io.ReadAll(body) // bounded by the bundle's record size limit
+	if err != nil {
+		return err
+	}
+	m, err := bundle.ParseArchiveManifest(b)
+	if err != nil {
+		return err
+	}
+	if err := m.Verify(); err != nil {
+		return &bundle.FormatError{Field: "archive manifest", Reason: err.Error()}
+	}
+	st, err := OpenStore(storeDir(n.Dir()))
+	if err != nil {
+		return err
+	}
+	if err := st.syncDirs(); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	verr := verify(st, m) // a missing chunk leaves the snapshot incomplete, not refused
+	if err := saveManifest(ctx, tx, m, verr == nil, n.Now()); err != nil {
+		return err
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO archive_peer_chunks (peer, hash, bundle) VALUES (?, ?, NULL)
+		ON CONFLICT (peer, hash) DO UPDATE SET bundle = NULL`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, c := range m.Chunks {
+		if _, err := stmt.ExecContext(ctx, h.Source[:], c.Hash[:]); err != nil {
+			return err
+		}
+	}
+	return acknowledge(ctx, n, tx, h)
+}
+
+// acknowledge queues, once per bundle, a "delivered" receipt to its
+// source, so that the source learns the chunks arrived.
+func acknowledge(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header) error {
+	id := h.ID()
+	res, err := tx.ExecContext(ctx, `INSERT INTO archive_received (bundle) VALUES (?) ON CONFLICT DO NOTHING`, id[:])
+	if err != nil {
+		return err
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return nil
+	}
+	r := &bundle.Receipt{Bundle: id, State: bundle.ReceiptDelivered, At: n.Now()}
+	rb, err := r.AppendBinary(nil)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO pending_receipts (dest, body) VALUES (?, ?)`, h.Source[:], rb)
+	return err
+}

@@ -1,0 +1,251 @@
+package archive
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"time"
+
+	"ferry/bundle"
+	"ferry/node"
+)
+
+// Meta describes an item. Empty fields of a new version keep the values
+// of the item's previous version.
+type Meta struct {
+	Title       string
+	Description string
+	Tags        []string
+	Lang        string
+	Source      string
+}
+
+// AddReport says what Add did.
+type AddReport struct {
+	Manifest  *bundle.ArchiveManifest
+	NewChunks int   // chunks written to the store
+	NewBytes  int64 // their bytes
+	Skipped   []string
+}
+
+// Add takes a snapshot of the tree at path (or of the single file path)
+// into n's archive, as a new item, or as a new version of item when it is
+// not nil. Symbolic links, devices and other non-regular files are
+// skipped and listed in the report; a name that could not be written back
+// safely on every system (see [bundle.ValidArchivePath]) refuses the
+// whole snapshot with the reason.
+func Add(ctx context.Context, n *node.Node, path string, item *[16]byte, meta Meta) (*AddReport, error) {
+	m := &bundle.ArchiveManifest{Version: 1, Created: n.Now().Truncate(time.Millisecond).UTC(), Title: meta.Title,
+		Description: meta.Description, Tags: meta.Tags, Lang: meta.Lang, Source: meta.Source}
+	if item != nil {
+		prev, err := Latest(ctx, n, *item)
+		if err != nil {
+			return nil, err
+		}
+		m.Item, m.Version = prev.Item, prev.Version+1
+		inherit(&m.Title, prev.Title)
+		inherit(&m.Description, prev.Description)
+		inherit(&m.Lang, prev.Lang)
+		inherit(&m.Source, prev.Source)
+		if m.Tags == nil {
+			m.Tags = prev.Tags
+		}
+	} else {
+		rand.Read(m.Item[:])
+	}
+	if m.Title == "" {
+		return nil, errors.New("archive: an item needs a title")
+	}
+	root, files, skipped, err := walk(path)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	m.Files = files
+	st, err := OpenStore(storeDir(n.Dir()))
+	if err != nil {
+		return nil, err
+	}
+	rep := &AddReport{Manifest: m, Skipped: skipped}
+	put := func(data []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ref, wrote, err := st.Put(data)
+		if err != nil {
+			return err
+		}
+		if wrote {
+			rep.NewChunks++
+			rep.NewBytes += int64(len(data))
+		}
+		m.Chunks = append(m.Chunks, ref)
+		return nil
+	}
+	for lo := 0; lo < len(files); {
+		// A run is one large file, or consecutive small ones.
+		hi := lo + 1
+		if files[lo].Size < uint64(ProfileText.Max) {
+			for hi < len(files) && files[hi].Size < uint64(ProfileText.Max) {
+				hi++
+			}
+		}
+		rr := &runReader{root: root, files: files[lo:hi], h: sha256.New()}
+		if err := chunkStream(rr, ProfileText, put); err != nil {
+			return nil, fmt.Errorf("archive: add %s: %w", path, err)
+		}
+		if rr.i != len(rr.files) {
+			return nil, fmt.Errorf("archive: add %s: chunker stopped early", path)
+		}
+		lo = hi
+	}
+	if err := st.syncDirs(); err != nil {
+		return nil, fmt.Errorf("archive: add: %w", err)
+	}
+	if err := m.Sign(n.Identity().Sign); err != nil {
+		return nil, fmt.Errorf("archive: add %s: %w", path, err)
+	}
+	if err := saveManifest(ctx, n.DB(), m, true, n.Now()); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func inherit(s *string, prev string) {
+	if *s == "" {
+		*s = prev
+	}
+}
+
+// walk lists the regular files under path in manifest order.
+func walk(path string) (*os.Root, []bundle.ArchiveFile, []string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("archive: %w", err)
+	}
+	dir, only := path, ""
+	if !fi.IsDir() {
+		dir, only = parentAndBase(path)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("archive: %w", err)
+	}
+	var files []bundle.ArchiveFile
+	var skipped []string
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if only != "" && p != "." && p != only {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			skipped = append(skipped, p)
+			return nil
+		}
+		if err := bundle.ValidArchivePath(p); err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		f := bundle.ArchiveFile{Path: p, Size: uint64(info.Size())}
+		if info.Mode()&0o111 != 0 {
+			f.Mode = bundle.ArchiveModeExec
+		}
+		files = append(files, f)
+		if len(files) > bundle.MaxArchiveFiles {
+			return &bundle.LimitError{What: "archive files", Got: uint64(len(files)), Limit: bundle.MaxArchiveFiles}
+		}
+		return nil
+	})
+	if err != nil {
+		root.Close()
+		return nil, nil, nil, fmt.Errorf("archive: add %s: %w", path, err)
+	}
+	slices.SortFunc(files, func(a, b bundle.ArchiveFile) int { return cmp.Compare(a.Path, b.Path) })
+	return root, files, skipped, nil
+}
+
+func parentAndBase(p string) (string, string) {
+	for i := len(p) - 1; i >= 0; i-- {
+		if os.IsPathSeparator(p[i]) {
+			if i == 0 {
+				return p[:1], p[1:]
+			}
+			return p[:i], p[i+1:]
+		}
+	}
+	return ".", p
+}
+
+// runReader reads a run of files as one stream, hashing each into its
+// ArchiveFile, and fails if a file's size changed since the walk.
+type runReader struct {
+	root  *os.Root
+	files []bundle.ArchiveFile
+	i     int
+	cur   *os.File
+	left  uint64
+	h     hash.Hash
+}
+
+func (r *runReader) Read(p []byte) (int, error) {
+	for {
+		if r.i == len(r.files) {
+			return 0, io.EOF
+		}
+		f := &r.files[r.i]
+		if r.cur == nil {
+			c, err := r.root.Open(f.Path)
+			if err != nil {
+				return 0, err
+			}
+			r.cur, r.left = c, f.Size
+			r.h.Reset()
+		}
+		if r.left == 0 {
+			var one [1]byte
+			n, _ := r.cur.Read(one[:])
+			r.cur.Close()
+			r.cur = nil
+			if n > 0 {
+				return 0, fmt.Errorf("%s grew while it was read", f.Path)
+			}
+			copy(f.Hash[:], r.h.Sum(nil))
+			r.i++
+			continue
+		}
+		if uint64(len(p)) > r.left {
+			p = p[:r.left]
+		}
+		n, err := r.cur.Read(p)
+		r.h.Write(p[:n])
+		r.left -= uint64(n)
+		if n > 0 {
+			return n, nil
+		}
+		if err == io.EOF {
+			return 0, fmt.Errorf("%s shrank while it was read", f.Path)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"ferry/archive"
+)
+
+// cmdArchive runs "ferry archive add|list|get|send".
+func cmdArchive(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usageError("archive: want add, list, get or send")
+	}
+	switch args[0] {
+	case "add":
+		return archiveAdd(ctx, e, args[1:])
+	case "list":
+		return archiveList(ctx, e, args[1:])
+	case "get":
+		return archiveGet(ctx, e, args[1:])
+	case "send":
+		return archiveSend(ctx, e, args[1:])
+	}
+	return usageError("archive: unknown subcommand %q (want add, list, get or send)", args[0])
+}
+
+func archiveAdd(ctx context.Context, e *env, args []string) error {
+	fs := flags("archive add", e)
+	data := dataFlag(fs)
+	var meta archive.Meta
+	fs.StringVar(&meta.Title, "title", "", "the item's title (required for a new item)")
+	fs.StringVar(&meta.Description, "description", "", "what the item is")
+	tags := fs.String("tags", "", "comma-separated tags")
+	fs.StringVar(&meta.Lang, "lang", "", "the item's language (e.g. en, fr)")
+	fs.StringVar(&meta.Source, "source", "", "where the item comes from (URL)")
+	itemFlag := fs.String("item", "", "add a new version of this item (its ID)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || (meta.Title == "" && *itemFlag == "") {
+		return usageError("archive add: want PATH --title T (or --item ID for a new version)")
+	}
+	if *tags != "" {
+		for t := range strings.SplitSeq(*tags, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				meta.Tags = append(meta.Tags, t)
+			}
+		}
+	}
+	n, err := openNode(*data)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	var item *[16]byte
+	if *itemFlag != "" {
+		id, err := archive.ResolveItem(ctx, n, *itemFlag)
+		if err != nil {
+			return err
+		}
+		item = &id
+	}
+	rep, err := archive.Add(ctx, n, pos[0], item, meta)
+	if err != nil {
+		return err
+	}
+	m := rep.Manifest
+	fmt.Fprintf(e.stdout, "added %s version %d: %q, %d files, %d bytes, %d chunks (%d new, %d bytes)\n",
+		hex.EncodeToString(m.Item[:]), m.Version, m.Title, len(m.Files), m.Size(), len(m.Chunks), rep.NewChunks, rep.NewBytes)
+	for _, s := range rep.Skipped {
+		fmt.Fprintf(e.stderr, "skipped %s: not a regular file\n", s)
+	}
+	return nil
+}
+
+func archiveList(ctx context.Context, e *env, args []string) error {
+	fs := flags("archive list", e)
+	data := dataFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	n, err := openNode(*data)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	items, err := archive.List(ctx, n)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if items == nil {
+			items = []archive.Item{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(items)
+	}
+	for _, it := range items {
+		state := ""
+		if !it.Complete {
+			state = " (incomplete)"
+		}
+		fmt.Fprintf(e.stdout, "%s v%d  %s  %d files, %d bytes%s\n", it.ID, it.Version, it.Title, it.Files, it.Size, state)
+	}
+	return nil
+}
+
+func archiveGet(ctx context.Context, e *env, args []string) error {
+	fs := flags("archive get", e)
+	data := dataFlag(fs)
+	out := fs.String("out", "", "the folder to write the files into (absent or empty)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *out == "" {
+		return usageError("archive get: want ITEM --out DIR")
+	}
+	n, err := openNode(*data)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	item, err := archive.ResolveItem(ctx, n, pos[0])
+	if err != nil {
+		return err
+	}
+	m, err := archive.Get(ctx, n, item, *out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %q version %d: %d files, %d bytes, to %s\n", m.Title, m.Version, len(m.Files), m.Size(), *out)
+	return nil
+}
+
+func archiveSend(ctx context.Context, e *env, args []string) error {
+	fs := flags("archive send", e)
+	data := dataFlag(fs)
+	to := fs.String("to", "", "the peer to send the item to (name or ID)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *to == "" {
+		return usageError("archive send: want ITEM --to NODE")
+	}
+	n, err := openNode(*data)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	p, err := n.Peer(ctx, *to)
+	if err != nil {
+		return err
+	}
+	item, err := archive.ResolveItem(ctx, n, pos[0])
+	if err != nil {
+		return err
+	}
+	rep, err := archive.Send(ctx, n, item, p.ID)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(e.stdout).Encode(rep)
+	}
+	fmt.Fprintf(e.stdout, "queued %d bundles (%d bytes) for %s: %d chunks (%d bytes) and the manifest (%d bytes); %d chunks it holds already\n",
+		rep.Bundles, rep.BundleBytes, p.Name, rep.Chunks, rep.ChunkBytes, rep.ManifestBytes, rep.Held)
+	return nil
+}

@@ -1,0 +1,94 @@
+package node
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"ferry/bundle"
+)
+
+// RecordHandler applies one record of a type node itself does not know,
+// from a bundle addressed to this node, inside the ingest transaction tx.
+// body reads the record's bytes (bounded by the bundle's MaxRecordSize). An
+// error wrapping a *bundle.FormatError or *bundle.LimitError refuses the
+// whole bundle; any other error aborts the ingest as a store failure.
+// Either way the transaction is rolled back.
+type RecordHandler func(ctx context.Context, n *Node, tx *sql.Tx, h *bundle.Header, body io.Reader) error
+
+var recordHandlers sync.Map // bundle.RecordType → RecordHandler
+
+// RegisterRecordHandler makes Ingest apply records of type t with fn.
+// Packages that define record types (archive) register in their init; the
+// types node handles itself (messages, receipts) cannot be taken over.
+func RegisterRecordHandler(t bundle.RecordType, fn RecordHandler) {
+	if t == bundle.RecordMessage || t == bundle.RecordReceipt {
+		panic(fmt.Sprintf("node: record type %v is node's own", t))
+	}
+	recordHandlers.Store(t, fn)
+}
+
+func recordHandler(t bundle.RecordType) RecordHandler {
+	fn, _ := recordHandlers.Load(t)
+	h, _ := fn.(RecordHandler)
+	return h
+}
+
+// SealRecords writes one bundle of kind and priority for the peer dest,
+// expiring after ttl (zero means DefaultMessageTTL), with the records
+// write adds, and queues it for carrying like the bundles Seal makes. It
+// returns the bundle's ID and size.
+func (n *Node) SealRecords(ctx context.Context, dest bundle.NodeID, kind bundle.Kind, priority uint8, ttl time.Duration,
+	write func(w *bundle.Writer) error) (bundle.ID, int64, error) {
+	if ttl == 0 {
+		ttl = n.ttl
+	}
+	n.writeMu.Lock()
+	defer n.writeMu.Unlock()
+	p, err := n.Peer(ctx, dest.String())
+	if err != nil {
+		return bundle.ID{}, 0, err
+	}
+	rcpt, err := (&Card{Recipient: p.Recipient}).recipient()
+	if err != nil {
+		return bundle.ID{}, 0, fmt.Errorf("node: peer %s: %w", p.Name, err)
+	}
+	self := n.ID()
+	var seq uint64
+	if err := n.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM bundles WHERE source = ?`, self[:]).Scan(&seq); err != nil {
+		return bundle.ID{}, 0, err
+	}
+	now := n.now()
+	h := bundle.Header{Kind: kind, Priority: priority, Source: self, Dest: bundle.ToNode(dest),
+		Seq: seq, Created: now, Expires: now.Add(ttl)}
+	f, err := n.spool.create()
+	if err != nil {
+		return bundle.ID{}, 0, err
+	}
+	w, err := bundle.NewWriter(f, h, n.id.Sign, rcpt)
+	if err == nil {
+		err = write(w)
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err != nil {
+		n.spool.discard(f)
+		return bundle.ID{}, 0, err
+	}
+	id, final := w.ID(), w.Header()
+	if err := n.spool.commit(f, id); err != nil {
+		return bundle.ID{}, 0, err
+	}
+	err = n.withTxLocked(ctx, func(tx *sql.Tx) error {
+		return insertBundle(ctx, tx, id, &final, w.Size(), now.UnixMilli(), "outbound")
+	})
+	if err != nil {
+		n.spool.remove(id)
+		return bundle.ID{}, 0, err
+	}
+	return id, w.Size(), nil
+}
