@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -137,7 +138,7 @@ type Conversation struct {
 func (n *Node) Conversations(ctx context.Context, user string) ([]Conversation, error) {
 	self := n.ID()
 	rows, err := n.db.QueryContext(ctx, `SELECT c.pn, c.pu, MAX(c.id),
-		SUM(c.incoming AND c.id > COALESCE(r.last_id, 0))
+		SUM(c.incoming AND c.id > `+dmReadMark("c.pn", "c.pu", "r", "?3")+`)
 		FROM (
 			SELECT to_node AS pn, to_user AS pu, id, 0 AS incoming FROM messages
 				WHERE room = 0 AND origin = ?1 AND from_user = ?2
@@ -145,7 +146,7 @@ func (n *Node) Conversations(ctx context.Context, user string) ([]Conversation, 
 			SELECT origin, from_user, id, NOT (origin = ?1 AND from_user = ?2) FROM messages
 				WHERE room = 0 AND to_node = ?1 AND to_user = ?2
 		) c LEFT JOIN reads r ON r.user = ?2 AND r.conv = 'dm:' || lower(hex(c.pn)) || ':' || c.pu
-		GROUP BY c.pn, c.pu ORDER BY MAX(c.id) DESC`, self[:], user)
+		GROUP BY c.pn, c.pu ORDER BY MAX(c.id) DESC`, self[:], user, n.pendingReads(user))
 	if err != nil {
 		return nil, err
 	}
@@ -177,30 +178,6 @@ func (n *Node) Conversations(ctx context.Context, user string) ([]Conversation, 
 	return out, nil
 }
 
-// MarkRead records that user has read a conversation up to the message
-// with local number upto. Marks only move forward. A mark is not synced
-// to disk at once: a power cut may forget the last ones.
-func (n *Node) MarkRead(ctx context.Context, user, conv string, upto int64) error {
-	var last int64
-	row, err := n.queryRow(ctx, `SELECT last_id FROM reads WHERE user = ? AND conv = ?`, user, conv)
-	if err == nil {
-		err = row.Scan(&last)
-	}
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	if upto <= last {
-		return nil
-	}
-	return n.withLightTx(ctx, func(tx *sql.Tx) error { return markRead(ctx, tx, user, conv, upto) })
-}
-
-func markRead(ctx context.Context, tx *sql.Tx, user, conv string, upto int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO reads (user, conv, last_id) VALUES (?, ?, ?)
-		ON CONFLICT DO UPDATE SET last_id = excluded.last_id WHERE excluded.last_id > reads.last_id`, user, conv, upto)
-	return err
-}
-
 // RoomConv names a room's conversation, for MarkRead.
 func RoomConv(room string) string { return roomConv(room) }
 
@@ -214,6 +191,13 @@ func (n *Node) DirectConv(ctx context.Context, with Address) (string, error) {
 }
 
 func roomConv(room string) string { return "room:" + room }
+
+// dmReadMark is the SQL of how far a user has read the direct conversation
+// with user userCol at node nodeCol: the stored mark (a reads row joined
+// as alias) or the pending one (a JSON object in parameter param).
+func dmReadMark(nodeCol, userCol, alias, param string) string {
+	return `MAX(COALESCE(` + alias + `.last_id, 0), COALESCE(json_extract(` + param + `, '$."dm:' || lower(hex(` + nodeCol + `)) || ':' || ` + userCol + ` || '"'), 0))`
+}
 
 func dmConv(node bundle.NodeID, user string) string {
 	return fmt.Sprintf("dm:%x:%s", node[:], user)
@@ -285,74 +269,30 @@ func (n *Node) entries(ctx context.Context, cond string, args []any, p Page) ([]
 	}
 	rows, err := n.query(ctx, `SELECT m.id, m.origin, m.seq, m.from_user, m.to_node, m.to_user, m.room,
 		m.body, m.created, COALESCE(m.received_at, 0), m.state, m.state_at, COALESCE(m.carrier, ''), COALESCE(m.reason, ''),
-		COALESCE((SELECT MIN(h.at) FROM handoffs h WHERE h.bundle = m.bundle), 0),
-		q.id, q.origin, q.seq, q.from_user, q.to_node, q.to_user, q.room, q.copy_of, substr(q.body, 1, 200)
-		FROM messages m
-		LEFT JOIN messages q0 ON q0.origin = m.reply_origin AND q0.seq = m.reply_seq
-		LEFT JOIN messages q ON q.id = COALESCE(q0.copy_of, q0.id)
-		WHERE `+cond+` AND m.id < ? ORDER BY m.id DESC LIMIT ?`, append(args, before, p.limit())...)
+		COALESCE((SELECT MIN(h.at) FROM handoffs h WHERE h.bundle = m.bundle), 0), m.reply_origin, m.reply_seq
+		FROM messages m WHERE `+cond+` AND m.id < ? ORDER BY m.id DESC LIMIT ?`, append(args, before, p.limit())...)
 	if err != nil {
 		return nil, err
 	}
 	names := nodeNames{n: n, ctx: ctx}
-	self := n.ID()
 	var out []ChatMessage
-	var quotes []*row
+	var refs []*bundle.MessageRef
 	for rows.Next() {
-		var e ChatMessage
-		var origin, toNode []byte
-		var room bool
-		var created, received, stateAt, carriedAt int64
-		var state string
-		var d Delivery
-		var qid, qseq sql.NullInt64
-		var qorigin, qnode []byte
-		var qfrom, qto, qbody sql.NullString
-		var qroom sql.NullBool
-		var qcopy sql.NullInt64
-		if err := rows.Scan(&e.ID, &origin, &e.Msg.Seq, &e.From.User, &toNode, &e.To.User, &room,
-			&e.Body, &created, &received, &state, &stateAt, &d.Carrier, &d.Reason, &carriedAt,
-			&qid, &qorigin, &qseq, &qfrom, &qnode, &qto, &qroom, &qcopy, &qbody); err != nil {
+		e, ref, err := n.scanEntry(rows, &names)
+		if err != nil {
 			rows.Close()
 			return nil, err
 		}
-		e.Msg.Origin = bundle.NodeID(origin)
-		e.From.Node = names.name(e.Msg.Origin)
-		e.Sent = timeMilli(created)
-		if received != 0 && e.Msg.Origin != self {
-			e.Received = timeMilli(received)
-		}
-		if room {
-			e.Room, e.To = e.To.User, Address{}
-		} else {
-			e.To.Node = names.name(bundle.NodeID(toNode))
-			if e.Msg.Origin == self && bundle.NodeID(toNode) != self {
-				d.Node, d.State, d.At = e.To.Node, state, timeMilli(stateAt)
-				if carriedAt != 0 {
-					d.CarriedAt = timeMilli(carriedAt)
-				}
-				e.Deliveries = []Delivery{d}
-			}
-		}
-		var q *row
-		if qid.Valid {
-			e.ReplyTo = &Quote{ID: qid.Int64, From: Address{User: qfrom.String, Node: names.name(bundle.NodeID(qorigin))}, Body: qbody.String}
-			q = &row{id: qid.Int64, origin: qorigin, seq: qseq.Int64, fromUser: qfrom.String, toNode: qnode,
-				toUser: qto.String, room: qroom.Bool, copyOf: qcopy}
-		}
-		out = append(out, e)
-		quotes = append(quotes, q)
+		out, refs = append(out, e), append(refs, ref)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	// Oldest first.
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-		quotes[i], quotes[j] = quotes[j], quotes[i]
-	}
-	if err := n.checkQuotes(ctx, out, quotes); err != nil {
+	slices.Reverse(out)
+	slices.Reverse(refs)
+	if err := n.loadQuotes(ctx, out, refs, &names); err != nil {
 		return nil, err
 	}
 	if err := n.loadCopies(ctx, out, &names); err != nil {
@@ -361,37 +301,105 @@ func (n *Node) entries(ctx context.Context, cond string, args []any, p Page) ([]
 	return out, n.loadAttachments(ctx, out)
 }
 
-// checkQuotes drops the quote of a reply that names a message of another
-// conversation: a peer could otherwise make a reply quote a message its
-// reader may not see.
-func (n *Node) checkQuotes(ctx context.Context, es []ChatMessage, quotes []*row) error {
-	for i, q := range quotes {
-		if q == nil {
-			continue
-		}
-		m, err := n.loadRow(ctx, n.db, es[i].ID)
-		if err != nil {
-			return err
-		}
-		// The viewer is a party to m; q must be in m's conversation as
-		// that party sees it.
-		viewer := es[i].From.User
-		if bundle.NodeID(m.origin) != n.ID() {
-			viewer = m.toUser
-		}
-		mc, err := n.visibleConv(ctx, n.db, m, viewer)
-		if err != nil {
-			return err
-		}
-		qc, err := n.visibleConv(ctx, n.db, q, viewer)
-		if err != nil {
-			return err
-		}
-		if mc == "" || qc != mc {
-			es[i].ReplyTo = nil
+// scanEntry reads a row of the entries query, and the message it replies
+// to, if any.
+func (n *Node) scanEntry(rows *sql.Rows, names *nodeNames) (ChatMessage, *bundle.MessageRef, error) {
+	var e ChatMessage
+	var origin, toNode, replyOrigin []byte
+	var replySeq sql.NullInt64
+	var room bool
+	var created, received, stateAt, carriedAt int64
+	var state string
+	var d Delivery
+	if err := rows.Scan(&e.ID, &origin, &e.Msg.Seq, &e.From.User, &toNode, &e.To.User, &room,
+		&e.Body, &created, &received, &state, &stateAt, &d.Carrier, &d.Reason, &carriedAt, &replyOrigin, &replySeq); err != nil {
+		return e, nil, err
+	}
+	self := n.ID()
+	e.Msg.Origin = bundle.NodeID(origin)
+	e.From.Node = names.name(e.Msg.Origin)
+	e.Sent = timeMilli(created)
+	if received != 0 && e.Msg.Origin != self {
+		e.Received = timeMilli(received)
+	}
+	if room {
+		e.Room, e.To = e.To.User, Address{}
+	} else {
+		e.To.Node = names.name(bundle.NodeID(toNode))
+		if e.Msg.Origin == self && bundle.NodeID(toNode) != self {
+			d.Node, d.State, d.At = e.To.Node, state, timeMilli(stateAt)
+			if carriedAt != 0 {
+				d.CarriedAt = timeMilli(carriedAt)
+			}
+			e.Deliveries = []Delivery{d}
 		}
 	}
+	var ref *bundle.MessageRef
+	if len(replyOrigin) == len(bundle.NodeID{}) && replySeq.Valid {
+		ref = &bundle.MessageRef{Node: bundle.NodeID(replyOrigin), Seq: uint64(replySeq.Int64)}
+	}
+	return e, ref, nil
+}
+
+// loadQuotes fills the quotes of replies. A reply that names a message of
+// another conversation shows no quote: a peer could otherwise make a
+// reply quote a message its reader may not see.
+func (n *Node) loadQuotes(ctx context.Context, es []ChatMessage, refs []*bundle.MessageRef, names *nodeNames) error {
+	for i, ref := range refs {
+		if ref == nil {
+			continue
+		}
+		// A copy of a post made here names the post.
+		var qid int64
+		row, err := n.queryRow(ctx, `SELECT COALESCE(copy_of, id) FROM messages WHERE origin = ? AND seq = ?`, ref.Node[:], ref.Seq)
+		if err == nil {
+			err = row.Scan(&qid)
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		q, err := n.loadRow(ctx, n.db, qid)
+		if err != nil {
+			return err
+		}
+		if ok, err := n.sameConversation(ctx, &es[i], q); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		var body string
+		if row, err = n.queryRow(ctx, `SELECT substr(body, 1, 200) FROM messages WHERE id = ?`, qid); err == nil {
+			err = row.Scan(&body)
+		}
+		if err != nil {
+			return err
+		}
+		es[i].ReplyTo = &Quote{ID: qid, From: Address{User: q.fromUser, Node: names.name(bundle.NodeID(q.origin))}, Body: body}
+	}
 	return nil
+}
+
+// sameConversation reports whether q belongs to the conversation of e, as
+// a party to e sees it.
+func (n *Node) sameConversation(ctx context.Context, e *ChatMessage, q *row) (bool, error) {
+	m, err := n.loadRow(ctx, n.db, e.ID)
+	if err != nil {
+		return false, err
+	}
+	viewer := m.fromUser
+	if bundle.NodeID(m.origin) != n.ID() {
+		viewer = m.toUser
+	}
+	mc, err := n.visibleConv(ctx, n.db, m, viewer)
+	if err != nil || mc == "" {
+		return false, err
+	}
+	qc, err := n.visibleConv(ctx, n.db, q, viewer)
+	return qc == mc, err
 }
 
 // loadCopies fills the deliveries of room posts from their copies.

@@ -56,6 +56,8 @@ type Node struct {
 	writeMu sync.Mutex
 	// stmts keeps the prepared statements of frequent queries.
 	stmts stmtCache
+	// reads holds read marks not yet written.
+	reads readMarks
 }
 
 // Init creates a node named name in dir, which must be empty or absent.
@@ -135,7 +137,7 @@ func Open(dir string, opts Options) (*Node, error) {
 }
 
 // Close closes the node's database.
-func (n *Node) Close() error { return n.db.Close() }
+func (n *Node) Close() error { return errors.Join(n.closeReads(), n.db.Close()) }
 
 // ID returns the node's ID.
 func (n *Node) ID() bundle.NodeID { return n.id.ID() }

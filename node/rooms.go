@@ -42,9 +42,9 @@ type RoomSummary struct {
 }
 
 // MaxUnread is the largest unread count reported exactly; more shows as
-// MaxUnread+1 ("99+"), so that counting stays cheap in a room of
-// thousands of unread messages.
-const MaxUnread = 99
+// MaxUnread+1 ("20+"), so that counting stays cheap in rooms of thousands
+// of unread messages (the room list counts every room at each view).
+const MaxUnread = 20
 
 // Bounds of room labels, in bytes.
 const (
@@ -144,9 +144,11 @@ func (n *Node) Room(ctx context.Context, name string) (*Room, error) {
 const roomVisible = `m.to_user = r.name AND m.room = 1 AND m.copy_of IS NULL
 	AND (m.origin = ?1 OR m.origin IN (SELECT peer FROM room_peers WHERE room = r.id))`
 
-// roomUnread adds that user ?2 has not read m.
+// roomUnread adds that user ?2 has not read m, by the stored mark or the
+// pending one (?4, see pendingReads).
 const roomUnread = roomVisible + `
-	AND m.id > COALESCE((SELECT last_id FROM reads WHERE user = ?2 AND conv = 'room:' || r.name), 0)`
+	AND m.id > MAX(COALESCE((SELECT last_id FROM reads WHERE user = ?2 AND conv = 'room:' || r.name), 0),
+		COALESCE(json_extract(?4, '$."room:' || r.name || '"'), 0))`
 
 // Rooms lists the rooms by title, with what user has not read in each.
 // What a user posts counts as read (Post marks it).
@@ -155,7 +157,7 @@ func (n *Node) Rooms(ctx context.Context, user string) ([]RoomSummary, error) {
 	rows, err := n.query(ctx, `SELECT r.id, r.name, r.title, r.topic, r.created_by, r.created_at,
 		(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE `+roomUnread+` LIMIT ?3)),
 		COALESCE((SELECT MAX(m.id) FROM messages m WHERE `+roomVisible+`), 0)
-		FROM rooms r ORDER BY r.title COLLATE NOCASE, r.name`, self[:], user, MaxUnread+1)
+		FROM rooms r ORDER BY r.title COLLATE NOCASE, r.name`, self[:], user, MaxUnread+1, n.pendingReads(user))
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +212,7 @@ func (n *Node) Unread(ctx context.Context, user string) (Unread, error) {
 		(SELECT COUNT(*) FROM (SELECT 1 FROM messages m
 			LEFT JOIN reads rd ON rd.user = ?2 AND rd.conv = 'dm:' || lower(hex(m.origin)) || ':' || m.from_user
 			WHERE m.to_user = ?2 AND m.room = 0 AND m.to_node = ?1 AND NOT (m.origin = ?1 AND m.from_user = ?2)
-			AND m.id > COALESCE(rd.last_id, 0) LIMIT ?3))`, self[:], user, MaxUnread+1)
+			AND m.id > `+dmReadMark("m.origin", "m.from_user", "rd", "?4")+` LIMIT ?3))`, self[:], user, MaxUnread+1, n.pendingReads(user))
 	if err != nil {
 		return u, err
 	}

@@ -254,3 +254,62 @@ func TestFiles(t *testing.T) {
 		t.Errorf("listing a shared folder as the user's own: %v", err)
 	}
 }
+
+// TestReadMarksPersist checks that a read mark counts at once and is
+// written by Close.
+func TestReadMarksPersist(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	dir := filepath.Join(t.TempDir(), "north")
+	n, err := node.Init(dir, "north", node.Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, u := range []string{"anna", "bob"} {
+		if err := n.AddUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.CreateRoom(ctx, "general", "", "", "anna"); err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := n.Post(ctx, node.Draft{From: "anna", Room: "general", Body: "hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, _, err := n.Post(ctx, node.Draft{From: "anna", To: node.Address{User: "bob", Node: "north"}, Body: "psst"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := n.Unread(ctx, "bob"); u.Rooms != 1 || u.Direct != 1 {
+		t.Fatalf("bob's unread before reading: %+v", u)
+	}
+	conv, _ := n.DirectConv(ctx, node.Address{User: "anna", Node: "north"})
+	if err := n.MarkRead(ctx, "bob", node.RoomConv("general"), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.MarkRead(ctx, "bob", conv, dm); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if u, _ := n.Unread(ctx, "bob"); u.Rooms != 0 || u.Direct != 0 {
+			t.Errorf("%s: bob's unread %+v", when, u)
+		}
+		if rs, _ := n.Rooms(ctx, "bob"); rs[0].Unread != 0 {
+			t.Errorf("%s: bob's rooms %+v", when, rs)
+		}
+		if cs, _ := n.Conversations(ctx, "bob"); len(cs) != 1 || cs[0].Unread != 0 {
+			t.Errorf("%s: bob's conversations %+v", when, cs)
+		}
+	}
+	check("at once")
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = node.Open(dir, node.Options{Now: c.now}); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	check("after a restart")
+}

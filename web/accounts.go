@@ -77,8 +77,25 @@ func (s *Server) accounts(ctx context.Context) ([]*account, error) {
 	return out, rows.Err()
 }
 
-// displayNames maps local user names to display names.
+// displayNames maps local user names to display names. Pages ask for it
+// every time, accounts change seldom and only through this server: it is
+// cached until forgetNames.
 func (s *Server) displayNames(ctx context.Context) (map[string]string, error) {
+	if m := s.names.Load(); m != nil {
+		return *m, nil
+	}
+	m, err := s.loadNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.names.Store(&m)
+	return m, nil
+}
+
+// forgetNames drops the cached display names after an account changed.
+func (s *Server) forgetNames() { s.names.Store(nil) }
+
+func (s *Server) loadNames(ctx context.Context) (map[string]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT user, display FROM web_accounts`)
 	if err != nil {
 		return nil, err
@@ -111,6 +128,7 @@ func (s *Server) createAccount(ctx context.Context, user, display, role, pw stri
 		}
 		return also(tx)
 	})
+	s.forgetNames()
 	if errors.Is(err, node.ErrUserExists) {
 		return errNameTaken
 	}
@@ -201,6 +219,7 @@ func (s *Server) setDisplay(ctx context.Context, user, display string) error {
 	if display == "" {
 		display = user
 	}
+	defer s.forgetNames()
 	return s.n.Update(ctx, func(tx *sql.Tx) error { return updateAccount(ctx, tx, `display = ?`, display, user) })
 }
 

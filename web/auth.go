@@ -273,6 +273,7 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) error {
 		}
 		return endSessions(ctx, tx, c.User)
 	})
+	s.forgetNames()
 	if err != nil {
 		return s.formError(w, r, "reset", "Choose a password", d, err)
 	}

@@ -34,32 +34,47 @@ const chromiumPath = "/usr/bin/chromium"
 // the repository's root (README.md names it).
 const screenshots = "../artifacts/screenshots"
 
-var ferryBin string
-
-func TestMain(m *testing.M) {
+// ferryBin builds the real ferry binary once, when a test first needs it.
+var ferryBin = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "ferry-web-test-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return "", err
 	}
-	ferryBin = filepath.Join(dir, "ferry")
-	build := exec.Command("go", "build", "-o", ferryBin, "ferry/cmd/ferry")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building ferry:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	binDir = dir
+	bin := filepath.Join(dir, "ferry")
+	if out, err := exec.Command("go", "build", "-o", bin, "ferry/cmd/ferry").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building ferry: %v\n%s", err, out)
 	}
+	return bin, nil
+})
+
+// binDir holds the binary; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
 	code := m.Run()
-	os.RemoveAll(dir)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
+}
+
+// ferryPath returns the ferry binary, failing the test if it does not
+// build.
+func ferryPath(t testing.TB) string {
+	t.Helper()
+	bin, err := ferryBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // ferry runs the ferry command and returns its output, failing the test
 // unless it exits 0.
 func ferry(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(ferryBin, args...)
+	cmd := exec.Command(ferryPath(t), args...)
 	cmd.Env = append(os.Environ(), "FERRY_DATA=")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -116,7 +131,7 @@ func newServer(t *testing.T, data string) *server {
 // code that serve prints.
 func (s *server) start(t *testing.T, args ...string) {
 	t.Helper()
-	s.cmd = exec.Command(ferryBin, args...)
+	s.cmd = exec.Command(ferryPath(t), args...)
 	s.cmd.Env = append(os.Environ(), "FERRY_DATA=")
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

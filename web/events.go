@@ -105,6 +105,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-s.hub.stop:
 			return
 		case <-beat.C:
+			// A session ended meanwhile (logout elsewhere, deactivation)
+			// ends its stream.
+			if sess, _, err := s.loadSession(r.Context(), r); sess == nil || err != nil {
+				return
+			}
 			fmt.Fprint(w, ": ping\n\n")
 		case <-changed:
 			var v uint64

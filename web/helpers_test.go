@@ -41,7 +41,7 @@ func (c *clock) advance(d time.Duration) {
 
 // fixture is a node with its web inbox, served in process.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	n     *node.Node
 	s     *Server
 	clock *clock
@@ -49,7 +49,7 @@ type fixture struct {
 
 const testMaxUpload = 1 << 20
 
-func newFixture(t *testing.T, name string) *fixture {
+func newFixture(t testing.TB, name string) *fixture {
 	t.Helper()
 	n, err := node.Init(filepath.Join(t.TempDir(), name), name, node.Options{})
 	if err != nil {
@@ -78,7 +78,7 @@ func (f *fixture) account(user, role string) {
 // client is a browser without JavaScript: a cookie jar and a remote
 // address, talking to the handler in process.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	h    http.Handler
 	jar  *cookiejar.Jar
 	addr string

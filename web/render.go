@@ -44,6 +44,7 @@ func parseTemplates() (*templates, error) {
 		"roomURL": roomPath,
 		"dmURL":   dmPath,
 		"shared":  func(r *node.Room, peer string) bool { return slices.Contains(r.Peers, peer) },
+		"count":   unreadCount,
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -226,6 +227,14 @@ func formatSize(n int64) string {
 		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+}
+
+// unreadCount shows an unread count: past node.MaxUnread, "20+".
+func unreadCount(n int) string {
+	if n > node.MaxUnread {
+		return strconv.Itoa(node.MaxUnread) + "+"
+	}
+	return strconv.Itoa(n)
 }
 
 func roomPath(name string) string  { return "/rooms/" + url.PathEscape(name) }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -54,6 +55,7 @@ type Server struct {
 	hub     *hub
 	gate    chan struct{}
 	frags   *fragments
+	names   atomic.Pointer[map[string]string] // display names, see displayNames
 	handler http.Handler
 	router  *mux.Router
 	// Statements every request runs, prepared once.

@@ -126,6 +126,15 @@ func TestSessions(t *testing.T) {
 	resp, body = anon.post(link, url.Values{"csrf": {anon.token("/login")}, "password": {"again again"}, "confirm": {"again again"}})
 	wantStatus(t, "a reset link used twice", resp, body, http.StatusNotFound)
 
+	// After login, only paths of this site are followed.
+	for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example"} {
+		c := f.client("10.0.3.1")
+		resp, _ := c.post("/login", url.Values{"csrf": {c.token("/login")}, "user": {"ada"}, "password": {"password-ada"}, "next": {next}})
+		if loc := resp.Header.Get("Location"); loc != "/rooms" {
+			t.Errorf("login with next=%q redirects to %q", next, loc)
+		}
+	}
+
 	// Logout ends this session only.
 	c1, c2 := f.member("ada", "10.0.1.1"), f.member("ada", "10.0.1.2")
 	resp, body = c1.post("/logout", nil)
