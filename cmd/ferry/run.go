@@ -56,6 +56,7 @@ func commands() []command {
 		{"bundle", "inspect [--json] FILE", "show a bundle's header, ID, signer and payload", cmdBundle},
 		{"usb", "sync [--data DIR] [--json] [--reserve BYTES] PATH", "exchange bundles with a USB stick (or any folder)", cmdUSB},
 		{"sync", "[--data DIR] [--json] [--quota MIB] HOST:PORT|PEER", "sync with a peer over the network now (TLS; the peer runs ferry serve)", cmdSync},
+		{"ble", "[--data DIR] [--device hci0] [--connect ADDR|scan]", "sync over Bluetooth LE: advertise and serve centrals, or connect to one node (Linux)", cmdBLE},
 		{"status", "[--data DIR] [--json]", "show version, disk and store use (with an alarm when space runs low), queues and peers", cmdStatus},
 		{"backup", "[--data DIR] --out DIR", "copy identity, a database snapshot, spool and files into DIR, safely while the node runs", cmdBackup},
 		{"restore", "--from DIR --data NEWDIR", "check a backup against its manifest and restore it into an empty data directory", cmdRestore},
