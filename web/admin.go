@@ -13,7 +13,9 @@ import (
 	"github.com/gorilla/mux"
 	qrcode "github.com/skip2/go-qrcode"
 
+	"ferry/carriers"
 	"ferry/node"
+	"ferry/usb"
 )
 
 type adminData struct {
@@ -154,9 +156,17 @@ func (s *Server) userAction(w http.ResponseWriter, r *http.Request) error {
 
 type peersData struct {
 	Card   string
-	Peers  []node.PeerStatus
+	Peers  []peerRow
+	Sticks *usb.Status
 	Error  string
 	Pasted string
+}
+
+// peerRow is a peer as the network page shows it: the node's record and,
+// when live links run, theirs.
+type peerRow struct {
+	node.PeerStatus
+	Link *carriers.PeerStats
 }
 
 func (s *Server) peersPage(w http.ResponseWriter, r *http.Request) error {
@@ -169,8 +179,22 @@ func (s *Server) showPeers(w http.ResponseWriter, r *http.Request, status int, d
 	if d.Card, err = s.n.Card(nil, nil); err != nil {
 		return err
 	}
-	if d.Peers, err = s.n.PeerStatuses(ctx); err != nil {
+	peers, err := s.n.PeerStatuses(ctx)
+	if err != nil {
 		return err
+	}
+	for _, p := range peers {
+		row := peerRow{PeerStatus: p}
+		if s.opts.Links != nil {
+			if st, ok := s.opts.Links.Peer(p.ID); ok {
+				row.Link = &st
+			}
+		}
+		d.Peers = append(d.Peers, row)
+	}
+	if s.opts.Sticks != nil {
+		st := s.opts.Sticks.Status()
+		d.Sticks = &st
 	}
 	s.render(w, r, status, "peers", "Peers", d)
 	return nil

@@ -14,7 +14,10 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"ferry/bundle"
+	"ferry/carriers"
 	"ferry/node"
+	"ferry/usb"
 )
 
 // Options tune a Server. The zero value is ready to use.
@@ -33,6 +36,22 @@ type Options struct {
 	// other processes (ferry import, a carrier) to push to open pages;
 	// 0 means one second.
 	PollInterval time.Duration
+	// Links, if set, tells the network page what the live links did with
+	// each peer (a *carriers.Stats).
+	Links LinkStats
+	// Sticks, if set, tells the network page about USB sticks (a
+	// *usb.Monitor).
+	Sticks StickStatus
+}
+
+// LinkStats reports the live links' record of a peer.
+type LinkStats interface {
+	Peer(id bundle.NodeID) (carriers.PeerStats, bool)
+}
+
+// StickStatus reports the USB stick being synced and the last sync.
+type StickStatus interface {
+	Status() usb.Status
 }
 
 // Defaults.

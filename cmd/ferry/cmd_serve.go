@@ -45,9 +45,10 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	defer links.Close()
 	usbCtx, stopUSB := context.WithCancel(ctx)
-	_, usbDone := startUSB(usbCtx, n, sticks, log)
+	monitor, usbDone := startUSB(usbCtx, n, sticks, log)
 	defer func() { stopUSB(); usbDone() }()
-	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20})
+	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20,
+		Links: links.Stats, Sticks: monitor})
 	if err != nil {
 		return err
 	}
