@@ -207,6 +207,7 @@ func startLiveLinks(ctx context.Context, n *node.Node, c *carrierFlags, e *env, 
 	}
 	ll.scheduler.Set(carriers.TargetsFromCards(peers, sched))
 	ll.scheduler.Open(ctx)
+	go ll.followPeers(ctx, n, sched, log)
 	if c.discover {
 		_, port, _ := net.SplitHostPort(ll.server.ListenAddr().String())
 		var p int
@@ -221,6 +222,38 @@ func startLiveLinks(ctx context.Context, n *node.Node, c *carrierFlags, e *env, 
 		}
 	}
 	return ll, nil
+}
+
+// peerRefresh is how often serve looks for peers added or changed since it
+// started (by the web inbox or 'ferry peer add'), to schedule them.
+const peerRefresh = 30 * time.Second
+
+// followPeers keeps the scheduler's targets in step with the node's peers
+// until ctx is done. Set keeps the next time of a target that stays.
+func (ll *liveLinks) followPeers(ctx context.Context, n *node.Node, sched carriers.Schedule, log *slog.Logger) {
+	t := time.NewTicker(peerRefresh)
+	defer t.Stop()
+	known := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		peers, err := n.Peers(ctx)
+		if err != nil {
+			log.Warn("reading peers", "err", err)
+			continue
+		}
+		var cards strings.Builder
+		for _, p := range peers {
+			cards.WriteString(p.Card)
+		}
+		if cards.String() != known {
+			known = cards.String()
+			ll.scheduler.Set(carriers.TargetsFromCards(peers, sched))
+		}
+	}
 }
 
 // Close stops the live links.
