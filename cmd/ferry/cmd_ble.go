@@ -74,6 +74,19 @@ func bleConnect(ctx context.Context, e *env, n *node.Node, dev *ble.Device, addr
 
 func bleServe(ctx context.Context, e *env, n *node.Node, dev *ble.Device, opts carriers.Options) error {
 	fmt.Fprintf(e.stderr, "advertising %s on %s; Ctrl-C to stop\n", n.Name(), dev.Address())
+	return acceptBLE(ctx, n, dev, opts, func(rep *carriers.Report, remote string, err error) {
+		if rep != nil && rep.Reconcile.Mode != "" {
+			printSyncReport(e, rep)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "session with %s: %v\n", remote, err)
+		}
+	})
+}
+
+// acceptBLE advertises the node and syncs with each central that
+// connects, one at a time, until ctx is done; done reports each session.
+func acceptBLE(ctx context.Context, n *node.Node, dev *ble.Device, opts carriers.Options, done func(*carriers.Report, string, error)) error {
 	for {
 		// The controller stops advertising when a central connects:
 		// advertise afresh for each session.
@@ -92,12 +105,7 @@ func bleServe(ctx context.Context, e *env, n *node.Node, dev *ble.Device, opts c
 			return err
 		}
 		rep, err := carriers.Sync(ctx, n, l, opts)
-		if rep != nil && rep.Reconcile.Mode != "" {
-			printSyncReport(e, rep)
-		}
-		if err != nil {
-			fmt.Fprintf(e.stderr, "session with %s: %v\n", l.Info().Remote, err)
-		}
+		done(rep, l.Info().Remote, err)
 		if ctx.Err() != nil {
 			return nil
 		}

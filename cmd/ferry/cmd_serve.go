@@ -24,8 +24,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	maxUpload := fs.Int64("max-upload", web.DefaultMaxUpload>>20, "the largest file a member may upload, in MiB")
 	quota := fs.Int64("quota", web.DefaultQuota>>20, "what each member may store, in MiB")
 	verbose := fs.Bool("v", false, "log every request")
-	live := addCarrierFlags(fs) // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
-	sticks := addUSBFlags(fs)   // USB sticks: mount watcher (serve_usb.go)
+	live := addCarrierFlags(fs)  // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
+	sticks := addUSBFlags(fs)    // USB sticks: mount watcher (serve_usb.go)
+	bleDevice := addBLEFlags(fs) // Bluetooth LE (serve_ble.go)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,6 +48,13 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	usbCtx, stopUSB := context.WithCancel(ctx)
 	monitor, usbDone := startUSB(usbCtx, n, sticks, log)
 	defer func() { stopUSB(); usbDone() }()
+	bleCtx, stopBLE := context.WithCancel(ctx)
+	bleDone, err := startBLE(bleCtx, n, *bleDevice, links.Stats, log)
+	if err != nil {
+		stopBLE()
+		return err
+	}
+	defer func() { stopBLE(); bleDone() }()
 	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20,
 		Links: links.Stats, Sticks: monitor})
 	if err != nil {
