@@ -57,6 +57,7 @@ func commands() []command {
 		{"usb", "sync [--data DIR] [--json] [--reserve BYTES] PATH", "exchange bundles with a USB stick (or any folder)", cmdUSB},
 		{"sync", "[--data DIR] [--json] [--quota MIB] HOST:PORT|PEER", "sync with a peer over the network now (TLS; the peer runs ferry serve)", cmdSync},
 		{"ble", "[--data DIR] [--device hci0] [--connect ADDR|scan]", "sync over Bluetooth LE: advertise and serve centrals, or connect to one node (Linux)", cmdBLE},
+		{"lora", "[--data DIR] [--port /dev/ttyUSB0] [--modem rnode|rf95] [--region eu868-10] [--first]", "sync once over a LoRa serial modem (RNode or rf95modem) within the region's airtime rules", cmdLoRa},
 		{"status", "[--data DIR] [--json]", "show version, disk and store use (with an alarm when space runs low), queues and peers", cmdStatus},
 		{"backup", "[--data DIR] --out DIR", "copy identity, a database snapshot, spool and files into DIR, safely while the node runs", cmdBackup},
 		{"restore", "--from DIR --data NEWDIR", "check a backup against its manifest and restore it into an empty data directory", cmdRestore},
