@@ -281,7 +281,7 @@ func ValidArchivePath(p string) error {
 // any manifest that breaks the rules of [ArchiveManifest]. It does not
 // verify the signature: call Verify.
 func ParseArchiveManifest(b []byte) (*ArchiveManifest, error) {
-	d := &manifestDecoder{b: b}
+	d := &manifestDecoder{decoder{b: b, field: "archive manifest"}}
 	if len(b) < len(ArchiveManifestMagic) || string(b[:len(ArchiveManifestMagic)]) != ArchiveManifestMagic {
 		return nil, &FormatError{Field: "archive manifest", Reason: "bad magic or unknown version"}
 	}
@@ -344,52 +344,16 @@ func ParseArchiveManifest(b []byte) (*ArchiveManifest, error) {
 	return m, nil
 }
 
-// manifestDecoder reads a manifest; the first error sticks.
+// manifestDecoder reads a manifest; the first error sticks. It is the
+// record decoder of message.go with the manifest's own limits.
 type manifestDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *manifestDecoder) fail(reason string) {
-	if d.err == nil {
-		d.err = &FormatError{Field: "archive manifest", Reason: reason}
-	}
+	decoder
 }
 
 func (d *manifestDecoder) limit(what string, got, lim uint64) {
 	if d.err == nil {
 		d.err = &LimitError{What: what, Got: got, Limit: lim}
 	}
-}
-
-func (d *manifestDecoder) bytes(n int) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if len(d.b) < n {
-		d.fail("truncated")
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *manifestDecoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	if n != uvarintLen(v) {
-		d.fail("varint not minimally encoded")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
 }
 
 // count reads a count and refuses it if it is over max or if the bytes
