@@ -205,19 +205,12 @@ func (b *backup) copy(rel string) error {
 	if err != nil {
 		return fmt.Errorf("node: backup: %w", err)
 	}
-	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(f, h), src)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	size, sum, err := copyHashed(f, src)
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("node: backup: copy %s: %w", rel, err)
 	}
-	return b.commit(tmp, rel, size, hex.EncodeToString(h.Sum(nil)))
+	return b.commit(tmp, rel, size, sum)
 }
 
 // commit renames a written, synced temporary file to rel and lists it.
@@ -390,18 +383,11 @@ func restoreFile(root *os.Root, bf BackupedFile, dst string) error {
 	if err != nil {
 		return fmt.Errorf("node: restore: %w", err)
 	}
-	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(f, h), src)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	size, sum, err := copyHashed(f, src)
 	if err != nil {
 		return fmt.Errorf("node: restore: %s: %w", bf.Path, err)
 	}
-	if sum := hex.EncodeToString(h.Sum(nil)); size != bf.Size || sum != bf.SHA256 {
+	if size != bf.Size || sum != bf.SHA256 {
 		return fmt.Errorf("%w: %s is %d bytes with SHA-256 %s, the manifest says %d bytes, %s", ErrBadBackup, bf.Path, size, sum, bf.Size, bf.SHA256)
 	}
 	return nil
@@ -450,4 +436,18 @@ func syncHash(p string) (int64, string, error) {
 		return 0, "", err
 	}
 	return size, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// copyHashed copies src into f, syncs and closes f, and returns the bytes
+// copied and their SHA-256 in hex.
+func copyHashed(f *os.File, src io.Reader) (int64, string, error) {
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(f, h), src)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return size, hex.EncodeToString(h.Sum(nil)), err
 }

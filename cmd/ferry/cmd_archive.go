@@ -98,9 +98,7 @@ func archiveList(ctx context.Context, e *env, args []string) error {
 		if items == nil {
 			items = []archive.Item{}
 		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(items)
+		return printJSON(e.stdout, items)
 	}
 	for _, it := range items {
 		state := ""

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -104,9 +103,7 @@ func cmdImport(ctx context.Context, e *env, args []string) error {
 		if results == nil {
 			results = []importResult{}
 		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(results); err != nil {
+		if err := printJSON(e.stdout, results); err != nil {
 			return err
 		}
 	} else {
@@ -242,9 +239,7 @@ func cmdBundle(ctx context.Context, e *env, args []string) error {
 		out.Problem = in.PayloadProblem.Error()
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(e.stdout, out); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -66,9 +65,7 @@ func cmdInbox(ctx context.Context, e *env, args []string) error {
 		if msgs == nil {
 			msgs = []node.InboxMessage{}
 		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(msgs)
+		return printJSON(e.stdout, msgs)
 	}
 	for _, m := range msgs {
 		peer, arrow := m.From, "<-"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,9 +64,7 @@ func cmdSync(ctx context.Context, e *env, args []string) error {
 	})
 	bar.done()
 	if *asJSON && rep != nil {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(syncJSON{Report: rep, Error: errString(err)}); jerr != nil {
+		if jerr := printJSON(e.stdout, syncJSON{Report: rep, Error: errString(err)}); jerr != nil {
 			return jerr
 		}
 	} else if rep != nil && rep.Reconcile.Mode != "" {

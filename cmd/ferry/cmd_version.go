@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -113,9 +112,7 @@ func cmdVersion(ctx context.Context, e *env, args []string) error {
 	}
 	b := currentBuild()
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(b)
+		return printJSON(e.stdout, b)
 	}
 	fmt.Fprintln(e.stdout, b)
 	return nil
