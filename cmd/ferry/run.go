@@ -95,7 +95,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Exit status: 0 ok, 1 failure or a refused bundle, 2 usage error.")
 }
 
-// flags makes a flag set for a command, with --data when withData.
+// flags makes a flag set for a command that reports its errors on stderr.
 func flags(name string, e *env) *flag.FlagSet {
 	fs := flag.NewFlagSet("ferry "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
