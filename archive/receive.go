@@ -3,8 +3,10 @@ package archive
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"ferry/bundle"
 	"ferry/node"
@@ -13,16 +15,33 @@ import (
 func init() {
 	node.RegisterRecordHandler(bundle.RecordArchiveChunk, applyChunk)
 	node.RegisterRecordHandler(bundle.RecordArchiveManifest, applyManifest)
+	node.RegisterCommitHook(flushChunks)
 }
+
+// flushChunks makes the chunks an ingest buffered durable and indexed
+// before the ingest commits.
+func flushChunks(ctx context.Context, n *node.Node, tx *sql.Tx) error {
+	if st := cachedStore(storeDir(n.Dir())); st != nil {
+		return st.Flush()
+	}
+	return nil
+}
+
+// chunkBufs holds the buffers received chunks are read into: one chunk
+// at a time, at most 8 MiB, without a new allocation per chunk.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, bundle.MaxArchiveChunkSize+1); return &b }}
 
 // applyChunk stores one chunk of a bundle for this node. A chunk written
 // by a bundle that is then refused stays in the store: it is addressed by
 // its hash, so it can do no harm, and a later delta need not carry it.
 func applyChunk(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header, body io.Reader) error {
-	data, err := io.ReadAll(io.LimitReader(body, bundle.MaxArchiveChunkSize+1))
-	if err != nil {
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	k, err := io.ReadFull(body, (*bp)[:bundle.MaxArchiveChunkSize+1])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return err
 	}
+	data := (*bp)[:k]
 	if len(data) == 0 || len(data) > bundle.MaxArchiveChunkSize {
 		return &bundle.LimitError{What: "archive chunk size", Got: uint64(len(data)), Limit: bundle.MaxArchiveChunkSize}
 	}
@@ -60,7 +79,7 @@ func applyManifest(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Head
 	if err != nil {
 		return err
 	}
-	if err := st.syncDirs(); err != nil {
+	if err := st.Flush(); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
 	verr := verify(st, m) // a missing chunk leaves the snapshot incomplete, not refused

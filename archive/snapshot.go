@@ -98,8 +98,18 @@ func Add(ctx context.Context, n *node.Node, path string, item *[16]byte, meta Me
 				hi++
 			}
 		}
+		p := ProfileText
+		if hi == lo+1 && files[lo].Size >= bulkMinSize {
+			bulk, err := sampleBulk(root, files[lo].Path)
+			if err != nil {
+				return nil, fmt.Errorf("archive: add %s: %w", path, err)
+			}
+			if bulk {
+				p = ProfileBulk
+			}
+		}
 		rr := &runReader{root: root, files: files[lo:hi], h: sha256.New()}
-		if err := chunkStream(rr, ProfileText, put); err != nil {
+		if err := chunkStream(rr, p, put); err != nil {
 			return nil, fmt.Errorf("archive: add %s: %w", path, err)
 		}
 		if rr.i != len(rr.files) {
@@ -107,7 +117,7 @@ func Add(ctx context.Context, n *node.Node, path string, item *[16]byte, meta Me
 		}
 		lo = hi
 	}
-	if err := st.syncDirs(); err != nil {
+	if err := st.Flush(); err != nil {
 		return nil, fmt.Errorf("archive: add: %w", err)
 	}
 	if err := m.Sign(n.Identity().Sign); err != nil {
@@ -117,6 +127,22 @@ func Add(ctx context.Context, n *node.Node, path string, item *[16]byte, meta Me
 		return nil, err
 	}
 	return rep, nil
+}
+
+// sampleBulk reads the first 64 KiB of a file and reports whether it
+// looks incompressible (isBulk).
+func sampleBulk(root *os.Root, name string) (bool, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return isBulk(buf[:n]), nil
 }
 
 func inherit(s *string, prev string) {

@@ -237,6 +237,9 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 	if err := ap.finish(); err != nil {
 		return res, err
 	}
+	if err := runCommitHooks(ctx, n, tx); err != nil {
+		return res, err
+	}
 	if err := insertBundle(ctx, tx, id, &h, int64(h.PayloadSize)+rd.PayloadOffset(), n.now().UnixMilli(), "applied"); err != nil {
 		return res, err
 	}
