@@ -22,7 +22,29 @@ func init() {
 // before the ingest commits.
 func flushChunks(ctx context.Context, n *node.Node, tx *sql.Tx) error {
 	if st := cachedStore(storeDir(n.Dir())); st != nil {
-		return st.Flush()
+		if err := st.Flush(); err != nil {
+			return err
+		}
+	}
+	v, ok := batches.LoadAndDelete(n.Dir())
+	if !ok || v.(*ingestBatch).tx != tx || len(v.(*ingestBatch).proven) == 0 {
+		return nil
+	}
+	return noteProven(ctx, tx, v.(*ingestBatch).source, v.(*ingestBatch).proven)
+}
+
+// noteProven records that peer holds the chunks.
+func noteProven(ctx context.Context, tx *sql.Tx, peer bundle.NodeID, hashes [][32]byte) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO archive_peer_chunks (peer, hash, bundle) VALUES (?, ?, NULL)
+		ON CONFLICT (peer, hash) DO UPDATE SET bundle = NULL`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, h := range hashes {
+		if _, err := stmt.ExecContext(ctx, peer[:], h[:]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -53,11 +75,39 @@ func applyChunk(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header,
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO archive_peer_chunks (peer, hash, bundle) VALUES (?, ?, NULL)
-		ON CONFLICT (peer, hash) DO UPDATE SET bundle = NULL`, h.Source[:], ref.Hash[:]); err != nil {
-		return err
+	b := batchFor(n, tx)
+	b.source = h.Source
+	b.proven = append(b.proven, ref.Hash)
+	if !b.acked {
+		b.acked = true
+		return acknowledge(ctx, n, tx, h)
 	}
-	return acknowledge(ctx, n, tx, h)
+	return nil
+}
+
+// ingestBatch collects, for the bundle being applied to a node, the
+// chunks its sender proved it holds; flushChunks writes them in one go
+// before the ingest commits. Ingest is serialized per node, so one batch
+// per node suffices; a batch of a rolled-back ingest is dropped when the
+// next one starts.
+type ingestBatch struct {
+	tx     *sql.Tx
+	source bundle.NodeID
+	proven [][32]byte
+	acked  bool
+}
+
+var batches sync.Map // node data dir → *ingestBatch
+
+func batchFor(n *node.Node, tx *sql.Tx) *ingestBatch {
+	if v, ok := batches.Load(n.Dir()); ok {
+		if b := v.(*ingestBatch); b.tx == tx {
+			return b
+		}
+	}
+	b := &ingestBatch{tx: tx}
+	batches.Store(n.Dir(), b)
+	return b
 }
 
 // applyManifest verifies and stores a snapshot, marks it complete when
@@ -86,16 +136,12 @@ func applyManifest(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Head
 	if err := saveManifest(ctx, tx, m, verr == nil, n.Now()); err != nil {
 		return err
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO archive_peer_chunks (peer, hash, bundle) VALUES (?, ?, NULL)
-		ON CONFLICT (peer, hash) DO UPDATE SET bundle = NULL`)
-	if err != nil {
-		return err
+	hashes := make([][32]byte, len(m.Chunks))
+	for i, c := range m.Chunks {
+		hashes[i] = c.Hash
 	}
-	defer stmt.Close()
-	for _, c := range m.Chunks {
-		if _, err := stmt.ExecContext(ctx, h.Source[:], c.Hash[:]); err != nil {
-			return err
-		}
+	if err := noteProven(ctx, tx, h.Source, hashes); err != nil {
+		return err
 	}
 	return acknowledge(ctx, n, tx, h)
 }

@@ -55,6 +55,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	db      *sql.DB
+	find    *sql.Stmt // a chunk's location by hash
 	readers map[int64]*os.File
 	w       *packWriter
 	pending map[[32]byte]chunkLoc
@@ -154,7 +155,12 @@ func openStore(dir string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{dir: dir, db: db, readers: map[int64]*os.File{}, pending: map[[32]byte]chunkLoc{}}
+	find, err := db.Prepare(`SELECT pack, off, size, crc FROM chunks WHERE hash = ?`)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{dir: dir, db: db, find: find, readers: map[int64]*os.File{}, pending: map[[32]byte]chunkLoc{}}
 	if s.id, err = os.Stat(filepath.Join(dir, indexFile)); err != nil {
 		db.Close()
 		return nil, err
@@ -180,6 +186,7 @@ func (s *Store) close() {
 		f.Close()
 	}
 	s.readers = map[int64]*os.File{}
+	s.find.Close()
 	s.db.Close()
 }
 
@@ -295,7 +302,7 @@ func (s *Store) lookup(h [32]byte) (chunkLoc, bool, error) {
 		return l, true, nil
 	}
 	var l chunkLoc
-	err := s.db.QueryRow(`SELECT pack, off, size, crc FROM chunks WHERE hash = ?`, h[:]).Scan(&l.pack, &l.off, &l.size, &l.crc)
+	err := s.find.QueryRow(h[:]).Scan(&l.pack, &l.off, &l.size, &l.crc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, false, nil
 	}
@@ -486,7 +493,7 @@ func (s *Store) startWriter() error {
 				f.Close()
 				return err
 			}
-			s.w = &packWriter{id: id, f: f, bw: bufio.NewWriterSize(f, 1<<20), end: end}
+			s.w = &packWriter{id: id, f: f, bw: bufio.NewWriterSize(f, 256<<10), end: end}
 			continue
 		}
 		f.Close()
@@ -539,7 +546,7 @@ func (s *Store) newPack() error {
 		os.Remove(tmp)
 		return err
 	}
-	s.w = &packWriter{id: id, f: f, bw: bufio.NewWriterSize(f, 1<<20), end: int64(len(packMagic)), fresh: true}
+	s.w = &packWriter{id: id, f: f, bw: bufio.NewWriterSize(f, 256<<10), end: int64(len(packMagic)), fresh: true}
 	return nil
 }
 
