@@ -31,6 +31,7 @@ func (s *Server) routes() http.Handler {
 	pub.Handle("/invite/{code}", s.handle(s.acceptInvite)).Methods("POST")
 	pub.Handle("/reset/{code}", s.handle(s.resetPage)).Methods("GET")
 	pub.Handle("/reset/{code}", s.handle(s.resetPassword)).Methods("POST")
+	pub.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods("GET", "HEAD")
 	pub.PathPrefix("/static/").Handler(s.static()).Methods("GET", "HEAD")
 
 	mem := r.NewRoute().Subrouter()
@@ -66,6 +67,8 @@ func (s *Server) routes() http.Handler {
 	adm.Handle("/admin/users/{user}/{action:activate|deactivate|admin|member|reset}", s.handle(s.userAction)).Methods("POST")
 	adm.Handle("/admin/peers", s.handle(s.peersPage)).Methods("GET")
 	adm.Handle("/admin/peers", s.handle(s.addPeer)).Methods("POST")
+	adm.Handle("/admin/health", s.handle(s.healthPage)).Methods("GET")
+	adm.Handle("/admin/health.json", s.handle(s.healthJSON)).Methods("GET")
 	adm.Handle("/admin/card.png", s.handle(s.cardQR)).Methods("GET")
 	adm.Handle("/admin/rooms/{room}", s.handle(s.roomSettings)).Methods("POST")
 

@@ -42,6 +42,8 @@ type Options struct {
 	// Sticks, if set, tells the network page about USB sticks (a
 	// *usb.Monitor).
 	Sticks StickStatus
+	// Health is what the health page reports beyond the store (health.go).
+	Health HealthOptions
 }
 
 // LinkStats reports the live links' record of a peer.
@@ -103,6 +105,9 @@ func New(n *node.Node, opts Options) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.opts.Health.Started.IsZero() {
+		s.opts.Health.Started = s.now()
 	}
 	if err := migrate(context.Background(), n); err != nil {
 		return nil, err

@@ -277,7 +277,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	f.account("bob", roleMember)
 	anon, bob := f.client("10.0.0.9"), f.member("bob", "10.0.0.2")
 	anon.csrf = anon.token("/login")
-	public := regexp.MustCompile(`^/(|login|setup|invite/.*|reset/.*|static/.*)$`)
+	public := regexp.MustCompile(`^/(|login|setup|healthz|invite/.*|reset/.*|static/.*)$`)
 	sample := strings.NewReplacer("{room}", "general", "{with}", "ada@north", "{user}", "ada",
 		"{code}", "AAAA-AAAA-AAAA-AAAA", "{id:[0-9]+}", "1", "{action:rename|delete|share}", "rename",
 		"{action:rename|delete}", "rename", "{action:display|password|logout-all}", "display",
