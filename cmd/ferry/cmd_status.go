@@ -117,7 +117,6 @@ func readServeRunning(dir string) *serveRunning {
 	return &serveRunning{PID: pid, Started: started, Uptime: node.DurationText(time.Since(started))}
 }
 
-
 func (st *statusReport) print(w io.Writer) {
 	fmt.Fprintf(w, "%s\n", st.Build)
 	fmt.Fprintf(w, "node     %s (%s)\n", st.Node, st.ID[:12])
