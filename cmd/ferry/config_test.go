@@ -263,3 +263,29 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestStatusSeesServe: while serve runs, ferry status shows it with its
+// uptime; after a clean stop, it does not.
+func TestStatusSeesServe(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "north")
+	mustFerry(t, "init", "--data", data, "--name", "north")
+	cmd := exec.Command(ferryBin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--sync-listen", "off", "--discover=false", "--usb-watch", "off")
+	pipe, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() && !strings.Contains(sc.Text(), "setup code:") {
+	}
+	go io.Copy(io.Discard, pipe)
+	out := mustFerry(t, "status", "--data", data, "--alarm-free-percent", "0", "--alarm-free-mib", "0")
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if !strings.Contains(out, fmt.Sprintf("serve    running (pid %d), up ", cmd.Process.Pid)) {
+		t.Errorf("status while serve runs:\n%s", out)
+	}
+	out = mustFerry(t, "status", "--data", data, "--alarm-free-percent", "0", "--alarm-free-mib", "0")
+	if !strings.Contains(out, "serve    not running") {
+		t.Errorf("status after serve stopped:\n%s", out)
+	}
+}
