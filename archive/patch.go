@@ -48,10 +48,13 @@ func encodeAgainst(dict, src []byte) ([]byte, error) {
 }
 
 // decodeAgainst decodes one frame made by encodeAgainst, refusing any
-// output longer than limit bytes.
+// output longer than limit bytes, and any window larger than the one
+// encodeAgainst picks for that dictionary and output (the decoder caps
+// its window at its output limit: it must allow that window).
 func decodeAgainst(dict, frame []byte, limit int) ([]byte, error) {
-	opts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxPatchWindow),
-		zstd.WithDecoderMaxMemory(uint64(max(limit, 1)))}
+	win := patchWindow(len(dict) + limit)
+	opts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(uint64(win)),
+		zstd.WithDecoderMaxMemory(uint64(max(limit, win)))}
 	if len(dict) > 0 {
 		opts = append(opts, zstd.WithDecoderDictRaw(patchDictID, dict))
 	}

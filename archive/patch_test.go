@@ -293,3 +293,28 @@ func TestArchiveHostileDeltasRefused(t *testing.T) {
 		t.Fatalf("good delta: %+v", items)
 	}
 }
+
+func TestArchivePatchCodec(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 3))
+	for _, n := range []int{20, 1200, 70 << 10, 3 << 20} {
+		dict := make([]byte, n)
+		for i := range dict {
+			dict[i] = "abcdefgh ijklmnop\n"[rng.IntN(18)]
+		}
+		src := insertMid("an edit in the middle")(bytes.Clone(dict))
+		z, err := encodeAgainst(dict, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(z) > 80+n/8192 {
+			t.Errorf("a %d-byte insert into %d bytes: %d-byte patch", 21, n, len(z))
+		}
+		got, err := decodeAgainst(dict, z, len(src))
+		if err != nil || !bytes.Equal(got, src) {
+			t.Fatalf("%d bytes: round trip: %v", n, err)
+		}
+		if _, err := decodeAgainst(dict, z, len(src)-1); err == nil {
+			t.Errorf("%d bytes: output over the limit accepted", n)
+		}
+	}
+}
