@@ -59,6 +59,23 @@ func OpenItem(ctx context.Context, n *node.Node, item [16]byte) (*ItemFS, error)
 	return NewItemFS(st, m), nil
 }
 
+// OpenItemCached is OpenItem that returns cached(item) instead when it
+// serves the newest complete snapshot still, sparing the parse of a large
+// manifest on every request.
+func OpenItemCached(ctx context.Context, n *node.Node, item [16]byte, cached func([16]byte) *ItemFS) (*ItemFS, error) {
+	if c := cached(item); c != nil {
+		var version uint64
+		var created int64
+		var origin []byte
+		err := n.DB().QueryRowContext(ctx, `SELECT version, created, origin FROM archive_manifests WHERE item = ? AND complete = 1
+			ORDER BY version DESC, created DESC, origin LIMIT 1`, item[:]).Scan(&version, &created, &origin)
+		if err == nil && version == c.m.Version && created == c.m.Created.UnixMilli() && string(origin) == string(c.m.Origin[:]) {
+			return c, nil
+		}
+	}
+	return OpenItem(ctx, n, item)
+}
+
 // NewItemFS serves snapshot m from store st.
 func NewItemFS(st *Store, m *bundle.ArchiveManifest) *ItemFS {
 	f := &ItemFS{m: m, st: st, files: make(map[string]int, len(m.Files)), dirs: map[string][]string{".": nil}}
