@@ -26,6 +26,7 @@ type serveOptions struct {
 	live                       *carrierFlags // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
 	sticks                     *usbFlags     // USB sticks: mount watcher (serve_usb.go)
 	bleDevice                  *string       // Bluetooth LE (serve_ble.go)
+	radio                      *serveLoRa    // LoRa modem (serve_lora.go)
 	alarm                      *alarmFlags   // the disk alarm (cmd_status.go)
 }
 
@@ -46,6 +47,7 @@ func serveFlags(e *env) (*flag.FlagSet, *serveOptions) {
 	o.live = addCarrierFlags(fs)
 	o.sticks = addUSBFlags(fs)
 	o.bleDevice = addBLEFlags(fs)
+	o.radio = addServeLoRaFlags(fs)
 	o.alarm = addAlarmFlags(fs)
 	return fs, o
 }
@@ -60,7 +62,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	data, listen, name, maxUpload, quota, verbose := o.data, o.listen, o.name, o.maxUpload, o.quota, o.verbose
-	live, sticks, bleDevice := o.live, o.sticks, o.bleDevice
+	live, sticks, bleDevice, radio := o.live, o.sticks, o.bleDevice, o.radio
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -86,12 +88,23 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer func() { stopBLE(); bleDone() }()
+	loraCtx, stopLoRa := context.WithCancel(ctx)
+	mon, loraDone, err := startLoRa(loraCtx, n, radio, links.Stats, log)
+	if err != nil {
+		stopLoRa()
+		return err
+	}
+	defer func() { stopLoRa(); loraDone() }()
+	var radios []web.RadioStatus
+	if mon != nil {
+		radios = append(radios, mon)
+	}
 	if err := writeServeRunning(n.Dir(), started); err != nil {
 		return err
 	}
 	defer removeServeRunning(n.Dir())
 	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20,
-		Links: links.Stats, Sticks: monitor,
+		Links: links.Stats, Sticks: monitor, Radios: radios,
 		Health: web.HealthOptions{Version: currentBuild().String(), Started: started, Status: o.alarm.options()}})
 	if err != nil {
 		return err

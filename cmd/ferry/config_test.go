@@ -91,7 +91,7 @@ func TestDefaultConfigWorks(t *testing.T) {
 	known, _ := serveFlags(&env{stderr: io.Discard})
 	text := defaultConfig(known, configHeader, map[string]string{"listen": "0.0.0.0:80"})
 	var lines []string
-	settingRE := regexp.MustCompile(`^# ([a-z_]+ = .*)$`)
+	settingRE := regexp.MustCompile(`^# ([a-z0-9_]+ = .*)$`)
 	n := 0
 	for _, l := range strings.Split(text, "\n") {
 		if m := settingRE.FindStringSubmatch(l); m != nil {
