@@ -73,8 +73,8 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
-		fmt.Printf("run %d: start %v; idle RSS %.1f MiB (peak %.1f); load %d req (%d errors, %.0f req/s, p50 %v p95 %v): RSS at end %.1f MiB, peak %.1f MiB; after load idle RSS %.1f MiB\n",
-			i+1, r.start.Round(time.Millisecond), mib(r.idleRSS), mib(r.idleHWM), r.requests, r.errors,
+		fmt.Printf("run %d: start %v; idle RSS %.1f MiB (peak %.1f); after %d logins RSS %.1f MiB (peak %.1f); load %d req (%d errors, %.0f req/s, p50 %v p95 %v): RSS at end %.1f MiB, peak %.1f MiB; after load idle RSS %.1f MiB\n",
+			i+1, r.start.Round(time.Millisecond), mib(r.idleRSS), mib(r.idleHWM), *clients+1, mib(r.joinRSS), mib(r.joinHWM), r.requests, r.errors,
 			float64(r.requests)/loadFor.Seconds(), r.p50.Round(time.Millisecond), r.p95.Round(time.Millisecond),
 			mib(r.loadRSS), mib(r.loadHWM), mib(r.afterRSS))
 	}
@@ -214,6 +214,7 @@ func copyStore(base, dst string) error {
 type result struct {
 	start                              time.Duration
 	idleRSS, idleHWM, loadRSS, loadHWM int64
+	joinRSS, joinHWM                   int64 // after the admin and members logged in
 	afterRSS                           int64
 	requests, errors                   int
 	p50, p95                           time.Duration
@@ -285,6 +286,7 @@ func measure(base, dir string) (*result, error) {
 			return nil, err
 		}
 	}
+	r.joinRSS, r.joinHWM = memory(pid)
 	ctx, cancel := context.WithTimeout(context.Background(), *loadFor)
 	defer cancel()
 	var mu sync.Mutex
