@@ -93,6 +93,15 @@ func acceptManifest(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Hea
 			return err
 		}
 	}
+	// The sender holds the manifest too: a later delta may use it as base.
+	body, err := m.AppendBinary(nil)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(body)
+	if _, err := stmt.ExecContext(ctx, h.Source[:], sum[:]); err != nil {
+		return err
+	}
 	return acknowledge(ctx, n, tx, h)
 }
 
