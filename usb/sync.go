@@ -108,6 +108,9 @@ func Sync(ctx context.Context, n *node.Node, root string, opts Options) (*Report
 			return s.rep, err
 		}
 	}
+	if err := s.noteContact(ctx); err != nil {
+		return s.rep, err
+	}
 	s.rep.Free = freeSpace(root)
 	s.rep.Finished = n.Now()
 	return s.rep, nil
@@ -121,6 +124,22 @@ type syncer struct {
 	rep     *Report
 	invs    map[bundle.NodeID]*Inventory
 	onStick map[bundle.ID]*stickBundle
+}
+
+// noteContact records the stick's trip as a contact with the node that
+// synced it last before this one (by its inventory): the map and the
+// node's announcements show it (docs/network.md).
+func (s *syncer) noteContact(ctx context.Context) error {
+	var last *Inventory
+	for _, inv := range s.invs {
+		if inv.Node != s.n.ID() && (last == nil || inv.At.After(last.At)) {
+			last = inv
+		}
+	}
+	if own, ok := s.invs[s.n.ID()]; last == nil || (ok && !last.At.After(own.At)) {
+		return nil // a new stick, or it has come straight back from this node
+	}
+	return s.n.RecordContact(ctx, last.Node, "usb", s.n.Now(), s.rep.Imported+s.rep.ExportedBytes)
 }
 
 // readInventories reads the inventories of trusted nodes; others are

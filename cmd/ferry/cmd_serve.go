@@ -24,9 +24,10 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	maxUpload := fs.Int64("max-upload", web.DefaultMaxUpload>>20, "the largest file a member may upload, in MiB")
 	quota := fs.Int64("quota", web.DefaultQuota>>20, "what each member may store, in MiB")
 	verbose := fs.Bool("v", false, "log every request")
-	live := addCarrierFlags(fs)  // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
-	sticks := addUSBFlags(fs)    // USB sticks: mount watcher (serve_usb.go)
-	bleDevice := addBLEFlags(fs) // Bluetooth LE (serve_ble.go)
+	live := addCarrierFlags(fs)      // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
+	sticks := addUSBFlags(fs)        // USB sticks: mount watcher (serve_usb.go)
+	bleDevice := addBLEFlags(fs)     // Bluetooth LE (serve_ble.go)
+	announce := addAnnounceFlags(fs) // node announcements (cmd_network.go)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -55,6 +56,10 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer func() { stopBLE(); bleDone() }()
+	served := servedCarriers(live.listen != "off", *sticks.watch != "off" && *sticks.watch != "", *bleDevice != "")
+	annCtx, stopAnn := context.WithCancel(ctx)
+	annDone := startAnnouncer(annCtx, n, announce, served, log)
+	defer func() { stopAnn(); annDone() }()
 	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20,
 		Links: links.Stats, Sticks: monitor})
 	if err != nil {
