@@ -45,6 +45,7 @@ func parseTemplates() (*templates, error) {
 		"dmURL":   dmPath,
 		"shared":  func(r *node.Room, peer string) bool { return slices.Contains(r.Peers, peer) },
 		"count":   unreadCount,
+		"int64":   func(u uint64) int64 { return int64(min(u, 1<<62)) },
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -102,6 +103,7 @@ var flashes = map[string]string{
 	"password":  "Password changed. Other devices were logged out.",
 	"loggedout": "Logged out everywhere else.",
 	"peer":      "Peer added.",
+	"approved":  "Approved: it is now a trusted peer.",
 	"welcome":   "Welcome! You are logged in.",
 }
 

@@ -56,6 +56,8 @@ func (s *Server) routes() http.Handler {
 	mem.Handle("/files/folder/{id:[0-9]+}/{action:rename|delete}", s.handle(s.folderAction)).Methods("POST")
 	mem.Handle("/search", s.handle(s.searchPage)).Methods("GET")
 	mem.Handle("/account", s.handle(s.accountPage)).Methods("GET")
+	mem.Handle("/map", s.handle(s.mapPage)).Methods("GET")
+	mem.Handle("/map/{id}", s.handle(s.communityPage)).Methods("GET")
 	mem.Handle("/account/{action:display|password|logout-all}", s.handle(s.accountAction)).Methods("POST")
 
 	adm := r.NewRoute().Subrouter()
@@ -66,6 +68,7 @@ func (s *Server) routes() http.Handler {
 	adm.Handle("/admin/users/{user}/{action:activate|deactivate|admin|member|reset}", s.handle(s.userAction)).Methods("POST")
 	adm.Handle("/admin/peers", s.handle(s.peersPage)).Methods("GET")
 	adm.Handle("/admin/peers", s.handle(s.addPeer)).Methods("POST")
+	adm.Handle("/admin/network/{id}/approve", s.handle(s.approveCommunity)).Methods("POST")
 	adm.Handle("/admin/card.png", s.handle(s.cardQR)).Methods("GET")
 	adm.Handle("/admin/rooms/{room}", s.handle(s.roomSettings)).Methods("POST")
 
