@@ -202,8 +202,10 @@ func (n *Node) Announce(ctx context.Context, opts AnnounceOptions) (bundle.ID, e
 		heard = heard[:bundle.MaxAnnounceHeard] // the most recent
 	}
 	carriers := slices.Clone(opts.Carriers)
-	for _, h := range heard {
-		if h.Carrier != "" {
+	for i, h := range heard {
+		if !carrierLabel(h.Carrier) {
+			heard[i].Carrier = "" // a medium's name the format cannot carry
+		} else if h.Carrier != "" {
 			carriers = append(carriers, h.Carrier)
 		}
 	}
@@ -242,6 +244,19 @@ func (n *Node) Announce(ctx context.Context, opts AnnounceOptions) (bundle.ID, e
 	}
 	n.dropBodies(old, "superseded announcement")
 	return id, nil
+}
+
+// carrierLabel reports whether s can name a carrier in an announcement.
+func carrierLabel(s string) bool {
+	if len(s) > 16 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // AnnounceIfStale announces the node when its last announcement is older

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,6 +91,7 @@ type mapData struct {
 	Ages      []ageItem
 	Admin     bool
 	Directory int
+	Here      *node.Location // this node's location, for the admin's form
 }
 
 type mapDot struct {
@@ -143,6 +145,11 @@ func (s *Server) mapPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	d := &mapData{World: r.URL.Query().Get("view") == "world", Outline: worldPath, Admin: stateOf(r).acct.Admin(),
 		Directory: len(dir)}
+	if d.Admin {
+		if d.Here, err = s.n.Location(ctx); err != nil {
+			return err
+		}
+	}
 	now := s.now()
 	self := s.n.ID()
 	byID := map[bundle.NodeID]*node.DirectoryEntry{}
@@ -268,6 +275,33 @@ func (s *Server) communityPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.render(w, r, http.StatusOK, "map_community", e.DisplayName(), &communityData{E: *e, Admin: stateOf(r).acct.Admin()})
 	return nil
+}
+
+// setLocation sets the coarse location this node announces, and announces
+// it at once so that the map shows it.
+func (s *Server) setLocation(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var loc *node.Location
+	if r.PostFormValue("clear") == "" {
+		lat, err1 := strconv.ParseFloat(strings.TrimSpace(r.PostFormValue("lat")), 64)
+		lon, err2 := strconv.ParseFloat(strings.TrimSpace(r.PostFormValue("lon")), 64)
+		if err1 != nil || err2 != nil {
+			return &httpError{status: http.StatusBadRequest, msg: "Give the latitude and longitude in degrees, e.g. 46.2 and 6.1."}
+		}
+		loc = &node.Location{Lat: lat, Lon: lon}
+	}
+	if err := s.n.SetLocation(ctx, loc); err != nil {
+		return &httpError{status: http.StatusBadRequest, msg: "That location was not set: " + strings.TrimPrefix(err.Error(), "node: ")}
+	}
+	var carriers []string
+	if self, err := s.n.DirectoryEntry(ctx, s.n.ID().String()); err == nil {
+		carriers = self.Carriers
+	}
+	if _, err := s.n.Announce(ctx, node.AnnounceOptions{Carriers: carriers}); err != nil {
+		return err
+	}
+	s.hub.bump()
+	return redirect(w, r, "/map?ok=located")
 }
 
 // approveCommunity trusts a community that an announcement introduced.

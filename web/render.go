@@ -104,6 +104,7 @@ var flashes = map[string]string{
 	"loggedout": "Logged out everywhere else.",
 	"peer":      "Peer added.",
 	"approved":  "Approved: it is now a trusted peer.",
+	"located":   "Location set and announced.",
 	"welcome":   "Welcome! You are logged in.",
 }
 

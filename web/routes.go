@@ -68,6 +68,7 @@ func (s *Server) routes() http.Handler {
 	adm.Handle("/admin/users/{user}/{action:activate|deactivate|admin|member|reset}", s.handle(s.userAction)).Methods("POST")
 	adm.Handle("/admin/peers", s.handle(s.peersPage)).Methods("GET")
 	adm.Handle("/admin/peers", s.handle(s.addPeer)).Methods("POST")
+	adm.Handle("/admin/network/location", s.handle(s.setLocation)).Methods("POST")
 	adm.Handle("/admin/network/{id}/approve", s.handle(s.approveCommunity)).Methods("POST")
 	adm.Handle("/admin/card.png", s.handle(s.cardQR)).Methods("GET")
 	adm.Handle("/admin/rooms/{room}", s.handle(s.roomSettings)).Methods("POST")
