@@ -136,6 +136,15 @@ func TestMapOfFiveCommunitiesLinkedBySticks(t *testing.T) {
 		ada := newTab(t, b, fmt.Sprintf("ada (js %v)", js), js)
 		if !js {
 			makeAdmin(t, ada, s, "ada", "")
+			// The admin moves north a little, from the map page.
+			ada.open(s.url + "/map")
+			ada.fill("#lat", "47.3", "#lon", "8.55")
+			if st := ada.submit("form.located button[type=submit]"); st != 200 || !strings.Contains(ada.text(".flash"), "Location set") {
+				t.Fatalf("setting the location: %d", st)
+			}
+			if ada.count("input#lat[value='47.3']") != 1 || ada.count("input#lon[value='8.6']") != 1 {
+				t.Errorf("the form does not show the new location, rounded to 47.3, 8.6")
+			}
 		} else {
 			ada.open(s.url + "/login")
 			ada.fill("#user", "ada", "#password", "secret-ada")

@@ -281,7 +281,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	sample := strings.NewReplacer("{room}", "general", "{with}", "ada@north", "{user}", "ada",
 		"{code}", "AAAA-AAAA-AAAA-AAAA", "{id:[0-9]+}", "1", "{action:rename|delete|share}", "rename",
 		"{action:rename|delete}", "rename", "{action:display|password|logout-all}", "display",
-		"{action:activate|deactivate|admin|member|reset}", "deactivate")
+		"{action:activate|deactivate|admin|member|reset}", "deactivate", "{id}", "north")
 	n := 0
 	err := f.s.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err1 := route.GetPathTemplate()
