@@ -170,6 +170,10 @@ func TestMapOfFiveCommunitiesLinkedBySticks(t *testing.T) {
 		}
 		if !js {
 			ada.shot("map")
+			if st := ada.open(s.url + "/map?view=world"); st != 200 || ada.count("svg#map a.community") != 5 {
+				t.Errorf("the whole-world map: %d", st)
+			}
+			ada.shot("map-world")
 			continue
 		}
 		// Approval, from hill's page.
