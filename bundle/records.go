@@ -27,6 +27,8 @@ func (t RecordType) String() string {
 		return "receipt"
 	case RecordFile:
 		return "file"
+	case RecordAttachment:
+		return "attachment"
 	case RecordAnnounce:
 		return "announce"
 	}

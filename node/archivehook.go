@@ -66,8 +66,8 @@ func (n *Node) SealRecords(ctx context.Context, dest bundle.NodeID, kind bundle.
 func (n *Node) sealLocked(ctx context.Context, dest bundle.Destination, kind bundle.Kind, priority uint8, ttl time.Duration,
 	rcpt age.Recipient, write func(w *bundle.Writer) error) (bundle.ID, int64, error) {
 	self := n.ID()
-	var seq uint64
-	if err := n.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM bundles WHERE source = ?`, self[:]).Scan(&seq); err != nil {
+	seq, err := nextBundleSeq(ctx, n.db, self)
+	if err != nil {
 		return bundle.ID{}, 0, err
 	}
 	now := n.now()

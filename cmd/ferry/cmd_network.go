@@ -58,12 +58,12 @@ func startAnnouncer(ctx context.Context, n *node.Node, f *announceFlags, carrier
 }
 
 // servedCarriers names the carriers serve runs, for announcements.
-func servedCarriers(tcp, usb, ble bool) []string {
+func servedCarriers(tcp, usb, ble, lora bool) []string {
 	var cs []string
 	for _, c := range []struct {
 		on   bool
 		name string
-	}{{ble, "ble"}, {tcp, "tcp"}, {usb, "usb"}} {
+	}{{ble, "ble"}, {lora, "lora"}, {tcp, "tcp"}, {usb, "usb"}} {
 		if c.on {
 			cs = append(cs, c.name)
 		}
