@@ -104,10 +104,7 @@ func cmdNetwork(ctx context.Context, e *env, args []string) error {
 	switch sub {
 	case "list":
 		asJSON := fs.Bool("json", false, "print JSON")
-		if _, err := parse(fs, args); err != nil {
-			return err
-		}
-		n, err := openNode(*data)
+		n, _, err := parseAndOpen(fs, args, data)
 		if err != nil {
 			return err
 		}
@@ -117,10 +114,7 @@ func cmdNetwork(ctx context.Context, e *env, args []string) error {
 		var carriers multiFlag
 		fs.Var(&carriers, "carrier", "a carrier this node runs: usb, tcp, lora, ble (repeatable)")
 		ttl := fs.Duration("ttl", node.DefaultAnnounceTTL, "how long the announcement travels")
-		if _, err := parse(fs, args); err != nil {
-			return err
-		}
-		n, err := openNode(*data)
+		n, _, err := parseAndOpen(fs, args, data)
 		if err != nil {
 			return err
 		}
@@ -168,6 +162,16 @@ func cmdNetwork(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return usageError("network: unknown subcommand %q (want list, announce or locate)", sub)
+}
+
+// parseAndOpen parses a command's flags and opens its node.
+func parseAndOpen(fs *flag.FlagSet, args []string, data *string) (*node.Node, []string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := openNode(*data)
+	return n, pos, err
 }
 
 func listNetwork(ctx context.Context, e *env, n *node.Node, asJSON bool) error {
