@@ -67,6 +67,9 @@ func (n *Node) Ingest(ctx context.Context, r io.Reader) (IngestResult, error) {
 	res := IngestResult{ID: id, Header: h}
 	refuse := func(err error) (IngestResult, error) { return res, &RefusedError{ID: &id, Reason: err} }
 
+	if h.Kind == bundle.KindAnnounce { // public: trust by introduction (announce.go)
+		return n.ingestAnnouncement(ctx, rd, res)
+	}
 	self := n.ID()
 	if h.Source != self {
 		if _, err := n.Peer(ctx, h.Source.String()); errors.Is(err, ErrUnknownPeer) {
