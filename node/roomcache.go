@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -64,11 +65,23 @@ func (n *Node) closeWatch() error {
 	return err
 }
 
-// roomState is a room with its newest visible post.
+// roomState is a room with its newest visible posts.
 type roomState struct {
 	Room
 	last     int64 // the newest post's local number, 0 if none
 	lastTime time.Time
+	// recent holds the local numbers of the newest MaxUnread+1 posts,
+	// newest first: enough to count what a user has not read.
+	recent []int64
+}
+
+// unread counts the posts newer than mark, up to MaxUnread+1.
+func (r *roomState) unread(mark int64) int {
+	k := 0
+	for k < len(r.recent) && r.recent[k] > mark {
+		k++
+	}
+	return k
 }
 
 // roomsSnapshot holds every room as of one data version.
@@ -76,6 +89,9 @@ type roomsSnapshot struct {
 	version int64
 	rooms   []roomState    // by title, as the room list shows them
 	byName  map[string]int // index into rooms
+	// peerNames lists every peer's ID and name: a page that shows names
+	// is stale when it changes.
+	peerNames string
 }
 
 type roomCache struct {
@@ -113,8 +129,9 @@ func (n *Node) loadRooms(ctx context.Context, version int64) (*roomsSnapshot, er
 	newest := func(col string) string {
 		return `COALESCE((SELECT m.` + col + ` FROM messages m WHERE ` + roomVisible + ` ORDER BY m.id DESC LIMIT 1), 0)`
 	}
-	rows, err := n.query(ctx, `SELECT r.id, r.name, r.title, r.topic, r.created_by, r.created_at, `+newest("id")+`, `+newest("created")+`
-		FROM rooms r ORDER BY r.title COLLATE NOCASE, r.name`, self[:])
+	rows, err := n.query(ctx, `SELECT r.id, r.name, r.title, r.topic, r.created_by, r.created_at, `+newest("created")+`,
+		(SELECT COALESCE(json_group_array(id), '[]') FROM (SELECT m.id FROM messages m WHERE `+roomVisible+` ORDER BY m.id DESC LIMIT ?2))
+		FROM rooms r ORDER BY r.title COLLATE NOCASE, r.name`, self[:], MaxUnread+1)
 	if err != nil {
 		return nil, err
 	}
@@ -123,8 +140,15 @@ func (n *Node) loadRooms(ctx context.Context, version int64) (*roomsSnapshot, er
 	for rows.Next() {
 		var r roomState
 		var created, lastTime int64
-		if err := rows.Scan(&r.ID, &r.Name, &r.Title, &r.Topic, &r.CreatedBy, &created, &r.last, &lastTime); err != nil {
+		var recent string
+		if err := rows.Scan(&r.ID, &r.Name, &r.Title, &r.Topic, &r.CreatedBy, &created, &lastTime, &recent); err != nil {
 			return nil, err
+		}
+		if err := json.Unmarshal([]byte(recent), &r.recent); err != nil {
+			return nil, fmt.Errorf("node: newest posts of room %s: %w", r.Name, err)
+		}
+		if len(r.recent) > 0 {
+			r.last = r.recent[0]
 		}
 		r.CreatedAt = timeMilli(created)
 		if r.last != 0 {
@@ -134,6 +158,13 @@ func (n *Node) loadRooms(ctx context.Context, version int64) (*roomsSnapshot, er
 		s.rooms = append(s.rooms, r)
 	}
 	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	row, err := n.queryRow(ctx, `SELECT COALESCE(group_concat(hex(id) || '=' || name, ','), '') FROM (SELECT id, name FROM peers ORDER BY id)`)
+	if err == nil {
+		err = row.Scan(&s.peerNames)
+	}
+	if err != nil {
 		return nil, err
 	}
 	prows, err := n.query(ctx, `SELECT rp.room, rp.peer, COALESCE(p.name, '') FROM room_peers rp
@@ -224,4 +255,49 @@ func (n *Node) marksOf(ctx context.Context, user string) (map[string]int64, erro
 	}
 	k.version = v
 	return maps.Clone(k.marks), nil
+}
+
+// roomPages keeps the newest page of each room as loadEntries made it,
+// for as long as its key holds: no post is ever changed or removed, so a
+// room whose newest post, peers and peer names are the same shows the
+// same messages. What can change (delivery states, quotes) is filled in
+// at each view.
+type roomPages struct {
+	mu sync.Mutex
+	m  map[string]*roomPage
+}
+
+type roomPageKey struct {
+	newest int64
+	limit  int
+	peers  string
+	names  string
+}
+
+type roomPage struct {
+	key  roomPageKey
+	msgs []ChatMessage
+	refs []*bundle.MessageRef
+}
+
+// get returns a copy of the cached page, whose Files the caller must not
+// change.
+func (c *roomPages) get(room string, key roomPageKey) ([]ChatMessage, []*bundle.MessageRef, bool) {
+	c.mu.Lock()
+	p := c.m[room]
+	c.mu.Unlock()
+	if p == nil || p.key != key {
+		return nil, nil, false
+	}
+	return slices.Clone(p.msgs), p.refs, true
+}
+
+func (c *roomPages) put(room string, key roomPageKey, msgs []ChatMessage, refs []*bundle.MessageRef) {
+	p := &roomPage{key: key, msgs: slices.Clone(msgs), refs: refs}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*roomPage{}
+	}
+	c.m[room] = p
 }
