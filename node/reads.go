@@ -111,6 +111,7 @@ func (n *Node) flushReads() error {
 // knownMarks are a user's read marks as of a data version.
 type knownMarks struct {
 	version int64
+	loaded  time.Time        // when the stored marks were last read
 	marks   map[string]int64 // conversation → last read
 }
 
