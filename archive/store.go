@@ -95,7 +95,7 @@ func OpenStore(dir string) (*Store, error) {
 	storesMu.Lock()
 	defer storesMu.Unlock()
 	if s := stores[abs]; s != nil {
-		if fi, err := os.Stat(filepath.Join(abs, indexFile)); err == nil && os.SameFile(fi, s.id) {
+		if fi, err := os.Stat(filepath.Join(abs, indexDBName)); err == nil && os.SameFile(fi, s.id) {
 			return s, nil
 		}
 		s.close()
@@ -120,7 +120,7 @@ func cachedStore(dir string) *Store {
 	return stores[abs]
 }
 
-const indexFile = ".index.db"
+const indexDBName = ".index.db"
 
 const storeSchema = `
 CREATE TABLE IF NOT EXISTS packs (id INTEGER PRIMARY KEY AUTOINCREMENT);
@@ -139,14 +139,14 @@ func openStore(dir string) (*Store, error) {
 			return nil, err
 		}
 	}
-	_, err := os.Stat(filepath.Join(dir, indexFile))
+	_, err := os.Stat(filepath.Join(dir, indexDBName))
 	fresh := errors.Is(err, fs.ErrNotExist)
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, indexFile)+"?"+q.Encode())
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, indexDBName)+"?"+q.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +161,7 @@ func openStore(dir string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, db: db, find: find, readers: map[int64]*os.File{}, pending: map[[32]byte]chunkLoc{}}
-	if s.id, err = os.Stat(filepath.Join(dir, indexFile)); err != nil {
+	if s.id, err = os.Stat(filepath.Join(dir, indexDBName)); err != nil {
 		db.Close()
 		return nil, err
 	}

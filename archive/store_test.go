@@ -155,7 +155,7 @@ func TestStoreRebuildsIndexFromPacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.close()
-	for _, f := range []string{indexFile, indexFile + "-wal", indexFile + "-shm"} {
+	for _, f := range []string{indexDBName, indexDBName + "-wal", indexDBName + "-shm"} {
 		os.Remove(filepath.Join(dir, f))
 	}
 	// Debris after the last entry is not indexed.
