@@ -70,6 +70,9 @@ func TestGoodput(t *testing.T) {
 						lossSeen = append(lossSeen, 100*float64(c.Lost)/float64(c.Lost+c.Delivered))
 					})
 				}
+				if mean(overheads) > 5 {
+					t.Errorf("header and ACK airtime %.1f %% of all airtime, goal ≤ 5 %%", mean(overheads))
+				}
 				t.Logf("%s %d B: capacity %.1f %% [%.1f–%.1f], header+ACK %.1f %% of airtime, loss seen %.1f %% [%.1f–%.1f], %v virtual per transfer",
 					l.name, size, mean(effs), slices.Min(effs), slices.Max(effs), mean(overheads),
 					mean(lossSeen), slices.Min(lossSeen), slices.Max(lossSeen), (took / goodputSeeds).Round(time.Minute))
