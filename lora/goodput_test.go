@@ -66,6 +66,7 @@ func TestGoodput(t *testing.T) {
 						hdr := time.Duration(e.sent.DataSent) * (lora.TimeOnAir(sf9, lora.MaxFrame) - lora.TimeOnAir(sf9, lora.MaxFrame-lora.HeaderSize))
 						effs = append(effs, 100*float64(ideal)/float64(used))
 						overheads = append(overheads, 100*float64(hdr+e.recv.Airtime)/float64(used))
+						checkDutyCycle(t, lora.EU868, e.ra, e.rb)
 						c := e.air.Counts()
 						lossSeen = append(lossSeen, 100*float64(c.Lost)/float64(c.Lost+c.Delivered))
 					})

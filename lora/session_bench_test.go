@@ -53,10 +53,11 @@ func sessionAirtime(t *testing.T, loss emulator.LossModel, size int) {
 		carriertest.Send(t, a, b, string(m))
 	}
 	air := emulator.New(emulator.Config{Loss: loss, Seed: 7})
-	ma, _ := air.Modem("a", sf9)
-	mb, _ := air.Modem("b", sf9)
+	ma, ra := air.Modem("a", sf9)
+	mb, rb := air.Modem("b", sf9)
 	defer ma.Close()
 	defer mb.Close()
+	defer checkDutyCycle(t, lora.EU868, ra, rb)
 	ba, bb := lora.NewBudget(lora.EU868), lora.NewBudget(lora.EU868)
 	for _, what := range []string{"transfer", "in sync"} {
 		la := lora.NewLink(lora.LinkConfig{Modem: ma, Params: sf9, Budget: ba, Initiator: true})
