@@ -27,6 +27,10 @@ func (t RecordType) String() string {
 		return "receipt"
 	case RecordFile:
 		return "file"
+	case RecordAttachment:
+		return "attachment"
+	case RecordAnnounce:
+		return "announce"
 	}
 	return fmt.Sprintf("record(0x%x)", uint64(t))
 }

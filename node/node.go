@@ -58,6 +58,11 @@ type Node struct {
 	stmts stmtCache
 	// reads holds read marks not yet written.
 	reads readMarks
+	// watch tells when the database changed, and roomCache keeps the rooms
+	// until it does (node/roomcache.go).
+	watch     watch
+	roomCache roomCache
+	roomPages roomPages
 }
 
 // Init creates a node named name in dir, which must be empty or absent.
@@ -137,7 +142,7 @@ func Open(dir string, opts Options) (*Node, error) {
 }
 
 // Close closes the node's database.
-func (n *Node) Close() error { return errors.Join(n.closeReads(), n.db.Close()) }
+func (n *Node) Close() error { return errors.Join(n.closeReads(), n.closeWatch(), n.db.Close()) }
 
 // ID returns the node's ID.
 func (n *Node) ID() bundle.NodeID { return n.id.ID() }
@@ -169,7 +174,7 @@ func (n *Node) Card(loc *Location, addrs []string) (string, error) {
 
 func openDB(dir string) (*sql.DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

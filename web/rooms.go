@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"html/template"
@@ -14,19 +15,54 @@ import (
 )
 
 type roomsData struct {
-	Rooms []node.RoomSummary
+	Rooms []roomView
 	Error string
+}
+
+// roomView is a room of the room list, rendered.
+type roomView struct {
+	node.RoomSummary
+	HTML template.HTML
 }
 
 func (d *roomsData) live() bool { return true }
 
 func (s *Server) roomsPage(w http.ResponseWriter, r *http.Request) error {
-	rooms, err := s.n.Rooms(r.Context(), stateOf(r).acct.User)
+	d, err := s.roomList(r)
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "rooms", "Rooms", &roomsData{Rooms: rooms})
+	s.render(w, r, http.StatusOK, "rooms", "Rooms", d)
 	return nil
+}
+
+// roomList loads the rooms of the room list and renders each row, through
+// the fragment cache: the row's key holds everything it shows.
+func (s *Server) roomList(r *http.Request) (*roomsData, error) {
+	rooms, err := s.n.Rooms(r.Context(), stateOf(r).acct.User)
+	if err != nil {
+		return nil, err
+	}
+	d := &roomsData{Rooms: make([]roomView, len(rooms))}
+	t := s.tmpl.pages["rooms"]
+	var buf bytes.Buffer
+	for i, room := range rooms {
+		v := &d.Rooms[i]
+		v.RoomSummary = room
+		key := strings.Join([]string{"room", room.Name, room.Title, room.Topic, strings.Join(room.Peers, ","),
+			strconv.Itoa(room.Unread), when(room.Last)}, "\x00")
+		if h, ok := s.frags.get(key); ok {
+			v.HTML = h
+			continue
+		}
+		buf.Reset()
+		if err := t.ExecuteTemplate(&buf, "room", v); err != nil {
+			return nil, err
+		}
+		v.HTML = template.HTML(buf.String())
+		s.frags.put(key, v.HTML)
+	}
+	return d, nil
 }
 
 // createRoom lets any member open a room. The name is what peers see;
@@ -38,12 +74,12 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) error {
 		name = slug(title)
 	}
 	if !node.ValidRoom(name) {
-		rooms, err := s.n.Rooms(r.Context(), stateOf(r).acct.User)
+		d, err := s.roomList(r)
 		if err != nil {
 			return err
 		}
-		s.render(w, r, http.StatusBadRequest, "rooms", "Rooms", &roomsData{Rooms: rooms,
-			Error: "A room's short name is 1-32 lowercase letters, digits, '.', '_' or '-'."})
+		d.Error = "A room's short name is 1-32 lowercase letters, digits, '.', '_' or '-'."
+		s.render(w, r, http.StatusBadRequest, "rooms", "Rooms", d)
 		return nil
 	}
 	if _, err := s.n.CreateRoom(r.Context(), name, title, r.PostFormValue("topic"), stateOf(r).acct.User); err != nil {
@@ -97,6 +133,7 @@ type conversationData struct {
 	Body     string
 	Action   string
 	MaxSize  int64
+	Travel   int64 // the largest file that travels to another community
 }
 
 func (d *conversationData) live() bool { return true }
@@ -155,7 +192,7 @@ func (s *Server) showConversation(w http.ResponseWriter, r *http.Request, d *con
 			return err
 		}
 	}
-	d.MaxSize = s.opts.MaxUpload
+	d.MaxSize, d.Travel = s.opts.MaxUpload, node.MaxRemoteAttachment
 	if d.Room != nil && stateOf(r).acct.Admin() {
 		d.Admin = true
 		if d.Peers, err = s.n.Peers(ctx); err != nil {
