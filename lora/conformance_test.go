@@ -62,7 +62,10 @@ func TestSyncOverLoRa(t *testing.T) {
 			la := lora.NewLink(lora.LinkConfig{Modem: ma, Params: sf9, Budget: lora.NewBudget(lora.EU868Sub10), Initiator: true})
 			lb := lora.NewLink(lora.LinkConfig{Modem: mb, Params: sf9, Budget: lora.NewBudget(lora.EU868Sub10)})
 			o := carriers.Options{Idle: 10 * time.Minute}
-			return carriertest.SyncPair(t, a, b, la, lb, o, o)
+			ra, rb := carriertest.SyncPair(t, a, b, la, lb, o, o)
+			sa, sb := la.Stats(), lb.Stats()
+			t.Logf("session bytes %d → %d encoded (north), %d → %d (river)", sa.SessionBytes, sa.EncodedBytes, sb.SessionBytes, sb.EncodedBytes)
+			return ra, rb
 		}
 		start := time.Now()
 		ra, rb := sync()
