@@ -124,8 +124,8 @@ type conversationData struct {
 	WithName string
 	Messages []messageView
 	List     template.HTML // the messages' HTML, joined: one action in the template rather than one per message
-	Older    int64 // Before for the older page, 0 if none
-	Before   int64 // this page's Before: 0 for the newest page
+	Older    int64         // Before for the older page, 0 if none
+	Before   int64         // this page's Before: 0 for the newest page
 	Reply    *messageView
 	replyID  int64       // the message a form that failed answered
 	Peers    []node.Peer // for an admin's room settings
