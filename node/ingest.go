@@ -262,6 +262,7 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 		return res, fmt.Errorf("node: commit: %w", err)
 	}
 	ap.committed = true
+	forgetVersion(ctx)
 	for _, b := range ap.delivered {
 		if err := n.spool.remove(b); err != nil {
 			n.log.Warn("removing delivered bundle", "bundle", b, "err", err)
