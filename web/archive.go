@@ -475,6 +475,7 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request) error {
 	if err := os.MkdirAll(filepath.Join(s.n.Dir(), "archive"), 0o700); err != nil {
 		return err
 	}
+	s.removeStaleUploads()
 	stage, err := os.MkdirTemp(filepath.Join(s.n.Dir(), "archive"), "upload-")
 	if err != nil {
 		return err
@@ -552,6 +553,21 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request) error {
 		return archiveError(err)
 	}
 	return redirect(w, r, "/archive/proposals?ok=proposed")
+}
+
+// staleUpload is the age past which a staging folder is left from a
+// crash (an upload bounded by DefaultMaxArchiveUpload takes less, even
+// at 64 kbit/s).
+const staleUpload = 24 * time.Hour
+
+// removeStaleUploads removes the staging folders a killed server left.
+func (s *Server) removeStaleUploads() {
+	dirs, _ := filepath.Glob(filepath.Join(s.n.Dir(), "archive", "upload-*"))
+	for _, d := range dirs {
+		if fi, err := os.Lstat(d); err == nil && fi.IsDir() && s.now().Sub(fi.ModTime()) > staleUpload {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // stageFile writes one uploaded file at rel (a path inside the upload's
