@@ -135,6 +135,29 @@ func TestBrowserArchive(t *testing.T) {
 	}
 	bea.shot("archive-proposals-nojs")
 
+	// A folder, through the folder picker: each file keeps its path.
+	folder := filepath.Join(t.TempDir(), "seeds")
+	os.MkdirAll(filepath.Join(folder, "notes"), 0o755)
+	os.WriteFile(filepath.Join(folder, "index.html"), []byte("<p>seed bank</p>"), 0o644)
+	os.WriteFile(filepath.Join(folder, "notes", "maize.txt"), []byte("maize: dry, cool, dark"), 0o644)
+	bea.open(north.url + "/archive/proposals")
+	bea.fill("#ptitle", "Seed bank")
+	ctx, cancel = bea.step()
+	err = chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#pfolder"), []string{folder}))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := bea.submit("#propose button[type=submit]"); st != 200 {
+		t.Fatalf("proposing a folder: %d", st)
+	}
+	if got := bea.text("#proposals"); !strings.Contains(got, "Seed bank") || !strings.Contains(got, "2 files") {
+		t.Fatalf("the folder proposal: %q", got)
+	}
+	if st := bea.submit("#proposals li:first-child form[action$='/withdraw'] button"); st != 200 {
+		t.Fatalf("withdrawing: %d", st)
+	}
+
 	// Ada endorses, then adopts.
 	ada.open(north.url + "/archive/proposals")
 	if ada.count("#proposals .adopt") != 0 {
@@ -170,6 +193,12 @@ func TestBrowserArchive(t *testing.T) {
 		t.Fatalf("river's archive: %q", items)
 	}
 	rio.shot("archive")
+	for _, path := range []string{"/archive", "/archive/proposals", "/archive/history"} {
+		rio.open(river.url + path)
+		if w := eval[int](rio, `document.documentElement.scrollWidth`); w > 360 {
+			t.Errorf("%s is %d px wide on a 360 px screen", path, w)
+		}
+	}
 	rio.open(river.url + "/archive?q=leather+washer")
 	if got := rio.text("#archive-hits"); !strings.Contains(got, "pages/pump.html") {
 		t.Errorf("river's search: %q", got)
