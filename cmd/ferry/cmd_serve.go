@@ -22,6 +22,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	listen := fs.String("listen", defaultListen, "the address to serve the web inbox on, e.g. 0.0.0.0:80 for the whole network")
 	name := fs.String("name", "", "the node's name when serve initializes a new data directory (default: this machine's host name)")
 	maxUpload := fs.Int64("max-upload", web.DefaultMaxUpload>>20, "the largest file a member may upload, in MiB")
+	maxArchive := fs.Int64("max-archive-upload", web.DefaultMaxArchiveUpload>>20, "the largest proposal for the archive (files, folder, .zip/.tar) a member may upload, in MiB")
 	quota := fs.Int64("quota", web.DefaultQuota>>20, "what each member may store, in MiB")
 	verbose := fs.Bool("v", false, "log every request")
 	live := addCarrierFlags(fs)  // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
@@ -55,7 +56,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer func() { stopBLE(); bleDone() }()
-	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20,
+	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, MaxArchiveUpload: *maxArchive << 20, Quota: *quota << 20,
 		Links: links.Stats, Sticks: monitor})
 	if err != nil {
 		return err
