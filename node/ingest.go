@@ -213,6 +213,18 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 			}
 			continue
 		}
+		if rec.Type == bundle.RecordAttachment {
+			if err := ap.attachment(rr, rec.Size); err != nil {
+				var fe *bundle.FormatError
+				var le *bundle.LimitError
+				var rf *recordFault
+				if errors.As(err, &fe) || errors.As(err, &le) || errors.As(err, &rf) {
+					return refuse(err)
+				}
+				return res, err
+			}
+			continue
+		}
 		if rec.Type != bundle.RecordMessage && rec.Type != bundle.RecordReceipt {
 			// A record type from a later version: skipped, so that old
 			// nodes still take in what they understand.
@@ -243,6 +255,7 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("node: commit: %w", err)
 	}
+	ap.committed = true
 	for _, b := range ap.delivered {
 		if err := n.spool.remove(b); err != nil {
 			n.log.Warn("removing delivered bundle", "bundle", b, "err", err)

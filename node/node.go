@@ -58,6 +58,10 @@ type Node struct {
 	stmts stmtCache
 	// reads holds read marks not yet written.
 	reads readMarks
+	// watch tells when the database changed, and roomCache keeps the rooms
+	// until it does (node/roomcache.go).
+	watch     watch
+	roomCache roomCache
 }
 
 // Init creates a node named name in dir, which must be empty or absent.
@@ -137,7 +141,7 @@ func Open(dir string, opts Options) (*Node, error) {
 }
 
 // Close closes the node's database.
-func (n *Node) Close() error { return errors.Join(n.closeReads(), n.db.Close()) }
+func (n *Node) Close() error { return errors.Join(n.closeReads(), n.closeWatch(), n.db.Close()) }
 
 // ID returns the node's ID.
 func (n *Node) ID() bundle.NodeID { return n.id.ID() }

@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
+	"io"
 
 	"ferry/bundle"
 )
@@ -61,9 +63,18 @@ func (n *Node) Seal(ctx context.Context) ([]bundle.ID, error) {
 	return ids, nil
 }
 
+// sealFileBudget bounds the attached files sealed into one bundle, in
+// bytes: more wait for the next bundle (a message with files larger than
+// that travels alone).
+const sealFileBudget = 64 << 20
+
 type pendingMessage struct {
 	rowid int64
 	msg   bundle.Message
+	// files holds the files attached to it, or to the room post it is the
+	// copy of.
+	files []Attachment
+	owner int64 // the row the files belong to: rowid, or the room post copied
 }
 
 // sealOne seals up to maxSealRecords records for dest into one bundle. It
@@ -99,7 +110,8 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 
 	self := n.ID()
 	var msgs []pendingMessage
-	rows, err = n.db.QueryContext(ctx, `SELECT id, seq, created, from_user, to_user, room, body, reply_origin, reply_seq FROM messages
+	rows, err = n.db.QueryContext(ctx, `SELECT id, seq, created, from_user, to_user, room, body, reply_origin, reply_seq,
+		COALESCE(copy_of, id) FROM messages
 		WHERE bundle IS NULL AND state = 'queued' AND origin = ? AND to_node = ? ORDER BY seq LIMIT ?`,
 		self[:], dest[:], maxSealRecords-len(receipts))
 	if err != nil {
@@ -110,7 +122,7 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 		var created int64
 		var replyOrigin []byte
 		var replySeq sql.NullInt64
-		if err := rows.Scan(&m.rowid, &m.msg.Seq, &created, &m.msg.From, &m.msg.To, &m.msg.Room, &m.msg.Body, &replyOrigin, &replySeq); err != nil {
+		if err := rows.Scan(&m.rowid, &m.msg.Seq, &created, &m.msg.From, &m.msg.To, &m.msg.Room, &m.msg.Body, &replyOrigin, &replySeq, &m.owner); err != nil {
 			rows.Close()
 			return bundle.ID{}, false, err
 		}
@@ -126,6 +138,9 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 	}
 	if len(receipts) == 0 && len(msgs) == 0 {
 		return bundle.ID{}, false, nil
+	}
+	if msgs, err = n.withFiles(ctx, msgs); err != nil {
+		return bundle.ID{}, false, err
 	}
 
 	var seq uint64
@@ -170,6 +185,12 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 			n.spool.discard(f)
 			return bundle.ID{}, false, err
 		}
+		for _, a := range m.files {
+			if err := n.writeAttachment(w, m.msg.Seq, a); err != nil {
+				n.spool.discard(f)
+				return bundle.ID{}, false, err
+			}
+		}
 	}
 	if err := w.Close(); err != nil {
 		n.spool.discard(f)
@@ -201,4 +222,75 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 	}
 	n.log.Info("sealed bundle", "bundle", id, "dest", p.Name, "messages", len(msgs), "receipts", len(receipts), "bytes", w.Size())
 	return id, true, nil
+}
+
+// withFiles loads the files attached to the messages, and keeps only as
+// many messages as sealFileBudget allows (at least one).
+func (n *Node) withFiles(ctx context.Context, msgs []pendingMessage) ([]pendingMessage, error) {
+	var total int64
+	for i := range msgs {
+		m := &msgs[i]
+		rows, err := n.db.QueryContext(ctx, `SELECT id, message, name, hash, size, type FROM attachments WHERE message = ? ORDER BY id`, m.owner)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var a Attachment
+			if err := rows.Scan(&a.ID, &a.Message, &a.Name, &a.Hash, &a.Size, &a.Type); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			m.files = append(m.files, a)
+			total += a.Size
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if total > sealFileBudget && i > 0 {
+			return msgs[:i], nil
+		}
+	}
+	return msgs, nil
+}
+
+// writeAttachment writes the record of a file attached to message seq,
+// streaming its body from the files folder. A file too large to travel,
+// or whose body is missing, is left out (and logged): the message goes
+// without it.
+func (n *Node) writeAttachment(w *bundle.Writer, seq uint64, a Attachment) error {
+	h := bundle.AttachmentHeader{Seq: seq, Size: uint64(a.Size), Name: a.Name, Type: a.Type}
+	if len(h.Type) > bundle.MaxAttachmentType {
+		h.Type = ""
+	}
+	if h.Name == "" {
+		h.Name = "file"
+	}
+	hash, err := hex.DecodeString(a.Hash)
+	if err != nil || len(hash) != len(h.Hash) {
+		n.log.Warn("attachment left out: bad hash", "attachment", a.ID, "hash", a.Hash)
+		return nil
+	}
+	copy(h.Hash[:], hash)
+	hb, err := h.AppendBinary(nil)
+	if err != nil {
+		n.log.Warn("attachment left out", "attachment", a.ID, "err", err)
+		return nil
+	}
+	f, err := n.OpenBlob(a.Hash)
+	if err != nil {
+		n.log.Warn("attachment left out: body missing", "attachment", a.ID, "err", err)
+		return nil
+	}
+	defer f.Close()
+	if err := w.BeginRecord(bundle.RecordAttachment, uint64(len(hb))+h.Size); err != nil {
+		return err
+	}
+	if _, err := w.Write(hb); err != nil {
+		return err
+	}
+	if _, err := io.CopyN(w, f, a.Size); err != nil {
+		return fmt.Errorf("node: attachment %d: %w", a.ID, err)
+	}
+	return nil
 }

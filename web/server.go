@@ -17,6 +17,7 @@ import (
 	"ferry/bundle"
 	"ferry/carriers"
 	"ferry/node"
+	"ferry/lora"
 	"ferry/usb"
 )
 
@@ -45,6 +46,14 @@ type Options struct {
 	// Sticks, if set, tells the network page about USB sticks (a
 	// *usb.Monitor).
 	Sticks StickStatus
+	// Radios, if set, tell the network page about LoRa radios: signal,
+	// airtime used against the budget, queue (each a *lora.Monitor).
+	Radios []RadioStatus
+}
+
+// RadioStatus reports a LoRa radio carrier's status.
+type RadioStatus interface {
+	Status() lora.Status
 }
 
 // LinkStats reports the live links' record of a peer.

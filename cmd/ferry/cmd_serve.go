@@ -25,9 +25,10 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	maxArchive := fs.Int64("max-archive-upload", web.DefaultMaxArchiveUpload>>20, "the largest proposal for the archive (files, folder, .zip/.tar) a member may upload, in MiB")
 	quota := fs.Int64("quota", web.DefaultQuota>>20, "what each member may store, in MiB")
 	verbose := fs.Bool("v", false, "log every request")
-	live := addCarrierFlags(fs)  // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
-	sticks := addUSBFlags(fs)    // USB sticks: mount watcher (serve_usb.go)
-	bleDevice := addBLEFlags(fs) // Bluetooth LE (serve_ble.go)
+	live := addCarrierFlags(fs)    // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
+	sticks := addUSBFlags(fs)      // USB sticks: mount watcher (serve_usb.go)
+	bleDevice := addBLEFlags(fs)   // Bluetooth LE (serve_ble.go)
+	radio := addServeLoRaFlags(fs) // LoRa modem (serve_lora.go)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -56,8 +57,19 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer func() { stopBLE(); bleDone() }()
+	loraCtx, stopLoRa := context.WithCancel(ctx)
+	mon, loraDone, err := startLoRa(loraCtx, n, radio, links.Stats, log)
+	if err != nil {
+		stopLoRa()
+		return err
+	}
+	defer func() { stopLoRa(); loraDone() }()
+	var radios []web.RadioStatus
+	if mon != nil {
+		radios = append(radios, mon)
+	}
 	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, MaxArchiveUpload: *maxArchive << 20, Quota: *quota << 20,
-		Links: links.Stats, Sticks: monitor})
+		Links: links.Stats, Sticks: monitor, Radios: radios})
 	if err != nil {
 		return err
 	}
