@@ -194,7 +194,7 @@ func (s *Server) archiveOpen(w http.ResponseWriter, r *http.Request) error {
 	if path.Base(p) == "index.html" {
 		p = strings.TrimSuffix(p, "index.html") // the file server's own name for it
 	}
-	tok, err := s.viewToken(id, stateOf(r).acct.User, s.now().Add(viewTTL))
+	tok, err := s.viewToken("item/"+hex.EncodeToString(id[:]), stateOf(r).acct.User, s.now().Add(viewTTL))
 	if err != nil {
 		return err
 	}
@@ -212,21 +212,21 @@ func validViewPath(p string) bool {
 
 // viewToken makes the access proof of a link to an item's files:
 // user.expiry.mac, the MAC (HMAC-SHA256 with a key kept in the
-// database) over the item, the user and the expiry. The files' pages run
+// database) over the scope (item or proposal), the user and the expiry. The files' pages run
 // in an opaque origin that the session cookie does not reach, so the
 // proof travels in the path, and their relative links keep it.
-func (s *Server) viewToken(item [16]byte, user string, exp time.Time) (string, error) {
+func (s *Server) viewToken(scope, user string, exp time.Time) (string, error) {
 	key, err := s.archiveKey()
 	if err != nil {
 		return "", err
 	}
 	e := strconv.FormatInt(exp.Unix(), 10)
-	return user + "." + e + "." + viewMAC(key, item, user, e), nil
+	return user + "." + e + "." + viewMAC(key, scope, user, e), nil
 }
 
-func viewMAC(key []byte, item [16]byte, user, exp string) string {
+func viewMAC(key []byte, scope, user, exp string) string {
 	m := hmac.New(sha256.New, key)
-	m.Write(item[:])
+	m.Write([]byte(scope))
 	m.Write([]byte{0})
 	m.Write([]byte(user))
 	m.Write([]byte{0})
@@ -235,14 +235,14 @@ func viewMAC(key []byte, item [16]byte, user, exp string) string {
 }
 
 // checkViewToken returns the active account a token was made for.
-func (s *Server) checkViewToken(ctx context.Context, item [16]byte, tok string) (*account, error) {
+func (s *Server) checkViewToken(ctx context.Context, scope, tok string) (*account, error) {
 	user, rest, ok1 := strings.Cut(tok, ".")
 	exp, mac, ok2 := strings.Cut(rest, ".")
 	key, err := s.archiveKey()
 	if err != nil {
 		return nil, err
 	}
-	if !ok1 || !ok2 || !hmac.Equal([]byte(mac), []byte(viewMAC(key, item, user, exp))) {
+	if !ok1 || !ok2 || !hmac.Equal([]byte(mac), []byte(viewMAC(key, scope, user, exp))) {
 		return nil, errBadViewLink
 	}
 	if e, err := strconv.ParseInt(exp, 10, 64); err != nil || s.now().Unix() > e {
@@ -288,13 +288,20 @@ func (s *Server) archiveView(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.checkViewToken(r.Context(), id, v["token"]); err != nil {
+	if _, err := s.checkViewToken(r.Context(), "item/"+hex.EncodeToString(id[:]), v["token"]); err != nil {
 		return err
 	}
 	fsys, err := s.itemFS(r.Context(), id)
 	if err != nil {
 		return errNotFound
 	}
+	serveSandboxed(w, r, "/archive/view/"+v["item"]+"/"+v["token"], fsys)
+	return nil
+}
+
+// serveSandboxed serves the files of a snapshot under prefix, read-only,
+// with archiveCSP.
+func serveSandboxed(w http.ResponseWriter, r *http.Request, prefix string, fsys *archive.ItemFS) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", archiveCSP)
 	// The sandboxed page's own requests come from its opaque origin: a
@@ -302,8 +309,78 @@ func (s *Server) archiveView(w http.ResponseWriter, r *http.Request) error {
 	// what keeps other sites out.
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	h.Set("Cache-Control", "private, max-age=300")
-	prefix := "/archive/view/" + v["item"] + "/" + v["token"]
 	http.StripPrefix(prefix, http.FileServerFS(fsys)).ServeHTTP(w, r)
+}
+
+type proposalData struct {
+	P     proposalView
+	Files []archiveFile
+	More  int
+	Index string
+}
+
+// proposalPage shows what a proposal holds, so that members can look
+// before they endorse.
+func (s *Server) proposalPage(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+	if err != nil {
+		return errNotFound
+	}
+	p, err := archive.GetProposal(ctx, s.n, id)
+	if err != nil {
+		return archiveError(err)
+	}
+	set, err := archive.GetSettings(ctx, s.n)
+	if err != nil {
+		return err
+	}
+	d := &proposalData{P: viewOf(*p, stateOf(r), set)}
+	files := p.Manifest().Files
+	for i, f := range files {
+		if i == itemFilesShown {
+			d.More = len(files) - i
+			break
+		}
+		d.Files = append(d.Files, archiveFile{Path: f.Path, Size: int64(f.Size)})
+	}
+	d.Index = startPage(files)
+	s.render(w, r, http.StatusOK, "archive_proposal", p.Meta.Title, d)
+	return nil
+}
+
+// proposalOpen sends a member to a file of a proposal (see archiveOpen).
+func (s *Server) proposalOpen(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	p := strings.TrimPrefix(r.URL.Query().Get("path"), "/")
+	if p != "" && !validViewPath(p) {
+		return errNotFound
+	}
+	if path.Base(p) == "index.html" {
+		p = strings.TrimSuffix(p, "index.html")
+	}
+	tok, err := s.viewToken("proposal/"+id, stateOf(r).acct.User, s.now().Add(viewTTL))
+	if err != nil {
+		return err
+	}
+	return redirect(w, r, "/archive/pview/"+id+"/"+tok+"/"+p)
+}
+
+// proposalView serves a proposal's files as archiveView serves an item's.
+func (s *Server) proposalView(w http.ResponseWriter, r *http.Request) error {
+	v := mux.Vars(r)
+	if _, err := s.checkViewToken(r.Context(), "proposal/"+v["id"], v["token"]); err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(v["id"], 10, 64)
+	if err != nil {
+		return errNotFound
+	}
+	fsys, err := archive.OpenProposal(r.Context(), s.n, id)
+	if err != nil {
+		return errNotFound
+	}
+	serveSandboxed(w, r, "/archive/pview/"+v["id"]+"/"+v["token"], fsys)
 	return nil
 }
 
@@ -340,12 +417,13 @@ type proposalView struct {
 	CanEndorse  bool
 	CanAdopt    bool
 	CanWithdraw bool
+	CSRF        string // for the forms
 }
 
 // proposalsPage lists proposals, with the forms to endorse, adopt and
 // propose.
 func (s *Server) proposalsPage(w http.ResponseWriter, r *http.Request) error {
-	ctx, acct := r.Context(), stateOf(r).acct
+	ctx := r.Context()
 	ps, err := archive.Proposals(ctx, s.n, "")
 	if err != nil {
 		return err
@@ -356,23 +434,32 @@ func (s *Server) proposalsPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	d := &proposalsData{Settings: set, MaxBytes: s.archiveUploadLimit()}
 	for _, p := range ps {
-		v := proposalView{Proposal: p}
-		for _, e := range p.Endorsers {
-			v.Endorsed = v.Endorsed || e.User == acct.User
-		}
+		v := viewOf(p, stateOf(r), set)
 		if p.State != archive.StateOpen {
 			if len(d.Decided) < 50 {
 				d.Decided = append(d.Decided, v)
 			}
 			continue
 		}
-		v.CanEndorse = !v.Endorsed && p.Proposer != acct.User
-		v.CanAdopt = p.Needed == 0 && set.Adopt != archive.AdoptAuto && (acct.Admin() || set.Adopt == archive.AdoptByMembers)
-		v.CanWithdraw = p.Proposer == acct.User || acct.Admin()
 		d.Open = append(d.Open, v)
 	}
 	s.render(w, r, http.StatusOK, "archive_proposals", "Proposals", d)
 	return nil
+}
+
+// viewOf says what the member looking may do with a proposal.
+func viewOf(p archive.Proposal, st *state, set archive.Settings) proposalView {
+	acct := st.acct
+	v := proposalView{Proposal: p, CSRF: st.csrf}
+	for _, e := range p.Endorsers {
+		v.Endorsed = v.Endorsed || e.User == acct.User
+	}
+	if p.State == archive.StateOpen {
+		v.CanEndorse = !v.Endorsed && p.Proposer != acct.User
+		v.CanAdopt = p.Needed == 0 && set.Adopt != archive.AdoptAuto && (acct.Admin() || set.Adopt == archive.AdoptByMembers)
+		v.CanWithdraw = p.Proposer == acct.User || acct.Admin()
+	}
+	return v
 }
 
 func member(a *account) archive.Member { return archive.Member{Name: a.User, Admin: a.Admin()} }

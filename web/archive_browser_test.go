@@ -158,7 +158,15 @@ func TestBrowserArchive(t *testing.T) {
 		t.Fatalf("withdrawing: %d", st)
 	}
 
-	// Ada endorses, then adopts.
+	// Ada looks at what was proposed, then endorses and adopts it.
+	ada.open(north.url + "/archive/proposals")
+	if st := ada.submit("#proposals a[href='/archive/proposals/1']"); st != 200 {
+		t.Fatalf("the proposal's page: %d", st)
+	}
+	ada.shot("archive-proposal")
+	if st := ada.submit("#open-proposal"); st != 200 || !strings.Contains(ada.url(), "/archive/pview/1/ada.") || ada.text("h1") != "Village wells" {
+		t.Fatalf("looking at the proposal: %d %s", st, ada.url())
+	}
 	ada.open(north.url + "/archive/proposals")
 	if ada.count("#proposals .adopt") != 0 {
 		t.Error("adopt offered before any endorsement")
