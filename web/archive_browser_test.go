@@ -186,7 +186,7 @@ func TestBrowserArchive(t *testing.T) {
 	}
 	ada.open(north.url + "/archive/history")
 	hist := ada.text("#history")
-	for _, w := range []string{"bea proposed Village wells", "ada endorsed Village wells", "ada adopted Village wells", "river offered Village wells"} {
+	for _, w := range []string{"bea proposed Village wells", "ada endorsed Village wells", "ada adopted Village wells", "offered Village wells to river"} {
 		if !strings.Contains(hist, w) {
 			t.Errorf("north's history lacks %q: %q", w, hist)
 		}
@@ -213,7 +213,7 @@ func TestBrowserArchive(t *testing.T) {
 	}
 	rio.shot("archive-search")
 	rio.open(river.url + "/archive/history")
-	if got := rio.text("#history"); !strings.Contains(got, "north received Village wells") {
+	if got := rio.text("#history"); !strings.Contains(got, "received Village wells from north") {
 		t.Errorf("river's history: %q", got)
 	}
 	rio.open(river.url + "/archive")
