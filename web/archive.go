@@ -51,8 +51,65 @@ type archiveState struct {
 	key     []byte
 	keyErr  error
 
-	mu    sync.Mutex
-	items map[[16]byte]*archive.ItemFS // the last few items served
+	mu       sync.Mutex
+	items    map[[16]byte]*archive.ItemFS // the last few items served
+	indexing chan struct{}                // closed when the index run under way ends
+	stop     context.CancelFunc           // cancels index runs when the server closes
+	ctx      context.Context
+	wg       sync.WaitGroup
+}
+
+// indexWait is how long a page waits for the archive's index to catch
+// up before it shows what is indexed so far.
+const indexWait = 3 * time.Second
+
+// refreshIndex brings the archive's full-text index up to date in the
+// background (one run at a time, ended by Close), and waits up to wait
+// for it: it reports whether the index is up to date.
+func (s *Server) refreshIndex(wait time.Duration) bool {
+	st := &s.arch
+	st.mu.Lock()
+	if st.ctx == nil {
+		st.ctx, st.stop = context.WithCancel(context.Background())
+	}
+	if st.indexing == nil && st.ctx.Err() == nil {
+		done := make(chan struct{})
+		st.indexing = done
+		st.wg.Add(1)
+		go func() {
+			defer st.wg.Done()
+			if _, err := archive.Index(st.ctx, s.n); err != nil && st.ctx.Err() == nil {
+				s.log.Error("indexing the archive", "err", err)
+			}
+			st.mu.Lock()
+			st.indexing = nil
+			st.mu.Unlock()
+			close(done)
+		}()
+	}
+	running := st.indexing
+	st.mu.Unlock()
+	if running == nil {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-running:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// close stops an index run under way and waits for it.
+func (st *archiveState) close() {
+	st.mu.Lock()
+	if st.stop != nil {
+		st.stop()
+	}
+	st.mu.Unlock()
+	st.wg.Wait()
 }
 
 type archiveListData struct {
@@ -60,7 +117,8 @@ type archiveListData struct {
 	Items    []archive.Item
 	Hits     []archiveHit
 	Searched bool
-	Open     int // open proposals
+	Indexing bool // the index is catching up with new items
+	Open     int  // open proposals
 }
 
 type archiveHit struct {
@@ -75,9 +133,7 @@ func (s *Server) archivePage(w http.ResponseWriter, r *http.Request) error {
 	if len(d.Query) > 200 {
 		d.Query = d.Query[:200]
 	}
-	if _, err := archive.Index(ctx, s.n); err != nil {
-		return err
-	}
+	d.Indexing = !s.refreshIndex(indexWait)
 	items, err := archive.List(ctx, s.n)
 	if err != nil {
 		return err
