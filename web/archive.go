@@ -691,7 +691,8 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := archive.Propose(ctx, s.n, member(acct), src, nil, meta); err != nil {
 		var le *bundle.LimitError
 		if errors.As(err, &le) || strings.Contains(err.Error(), "path") {
-			return &httpError{status: http.StatusBadRequest, msg: "Refused: " + strings.TrimPrefix(err.Error(), "archive: ") + "."}
+			msg := strings.ReplaceAll(strings.TrimPrefix(err.Error(), "archive: "), src, "the upload") // no server paths
+			return &httpError{status: http.StatusBadRequest, msg: "Refused: " + msg + "."}
 		}
 		return archiveError(err)
 	}
