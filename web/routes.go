@@ -31,6 +31,7 @@ func (s *Server) routes() http.Handler {
 	pub.Handle("/invite/{code}", s.handle(s.acceptInvite)).Methods("POST")
 	pub.Handle("/reset/{code}", s.handle(s.resetPage)).Methods("GET")
 	pub.Handle("/reset/{code}", s.handle(s.resetPassword)).Methods("POST")
+	pub.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods("GET", "HEAD")
 	pub.PathPrefix("/static/").Handler(s.static()).Methods("GET", "HEAD")
 	// An archived item's files: the link carries its own proof of access
 	// (web/archive.go), as the sandboxed pages' requests carry no cookie.
@@ -69,6 +70,8 @@ func (s *Server) routes() http.Handler {
 	mem.Handle("/archive/proposals/{id:[0-9]+}/open", s.handle(s.proposalOpen)).Methods("GET")
 	mem.Handle("/archive/proposals/{id:[0-9]+}/{action:endorse|adopt|withdraw}", s.handle(s.proposalAction)).Methods("POST")
 	mem.Handle("/archive/history", s.handle(s.archiveHistoryPage)).Methods("GET")
+	mem.Handle("/map", s.handle(s.mapPage)).Methods("GET")
+	mem.Handle("/map/{id}", s.handle(s.communityPage)).Methods("GET")
 	mem.Handle("/account/{action:display|password|logout-all}", s.handle(s.accountAction)).Methods("POST")
 
 	adm := r.NewRoute().Subrouter()
@@ -79,6 +82,10 @@ func (s *Server) routes() http.Handler {
 	adm.Handle("/admin/users/{user}/{action:activate|deactivate|admin|member|reset}", s.handle(s.userAction)).Methods("POST")
 	adm.Handle("/admin/peers", s.handle(s.peersPage)).Methods("GET")
 	adm.Handle("/admin/peers", s.handle(s.addPeer)).Methods("POST")
+	adm.Handle("/admin/health", s.handle(s.healthPage)).Methods("GET")
+	adm.Handle("/admin/health.json", s.handle(s.healthJSON)).Methods("GET")
+	adm.Handle("/admin/network/location", s.handle(s.setLocation)).Methods("POST")
+	adm.Handle("/admin/network/{id}/approve", s.handle(s.approveCommunity)).Methods("POST")
 	adm.Handle("/admin/card.png", s.handle(s.cardQR)).Methods("GET")
 	adm.Handle("/admin/rooms/{room}", s.handle(s.roomSettings)).Methods("POST")
 	adm.Handle("/archive/settings", s.handle(s.archiveSettings)).Methods("POST")

@@ -16,8 +16,8 @@ import (
 
 	"ferry/bundle"
 	"ferry/carriers"
-	"ferry/node"
 	"ferry/lora"
+	"ferry/node"
 	"ferry/usb"
 )
 
@@ -46,6 +46,8 @@ type Options struct {
 	// Sticks, if set, tells the network page about USB sticks (a
 	// *usb.Monitor).
 	Sticks StickStatus
+	// Health is what the health page reports beyond the store (health.go).
+	Health HealthOptions
 	// Radios, if set, tell the network page about LoRa radios: signal,
 	// airtime used against the budget, queue (each a *lora.Monitor).
 	Radios []RadioStatus
@@ -121,6 +123,9 @@ func New(n *node.Node, opts Options) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.opts.Health.Started.IsZero() {
+		s.opts.Health.Started = s.now()
 	}
 	if err := migrate(context.Background(), n); err != nil {
 		return nil, err
