@@ -10,7 +10,38 @@ import (
 	"ferry/carriers/carriertest"
 	"ferry/lora"
 	"ferry/lora/emulator"
+	"ferry/node"
 )
+
+// TestConformance runs the carriers conformance suite over Links on
+// emulated radios: SF7/500 kHz in the 10 % sub-band with 5 % random frame
+// loss, each case in a synctest bubble (hours of airtime on the virtual
+// clock), its data sizes ÷ 32 (64 KB for the resume, 32 KB for the stall)
+// and its time bounds × 600 (a turn takes seconds: a session gets 10 h,
+// a stalled peer is noticed within 100 min).
+func TestConformance(t *testing.T) {
+	p := lora.Params{SF: 7, Bandwidth: 500000, CR: 1, Frequency: 869_525_000}
+	carriertest.Run(t, carriertest.Harness{
+		Bubble: synctest.Test,
+		Shrink: 32,
+		Slow:   600,
+		Connect: func(t testing.TB, a, b *node.Node) (carriers.Link, carriers.Link) {
+			air := emulator.New(emulator.Config{Loss: emulator.Random{P: 0.05}, Seed: 11})
+			ma, ra := air.Modem("a", p)
+			mb, rb := air.Modem("b", p)
+			start := time.Now()
+			t.Cleanup(func() {
+				ma.Close()
+				mb.Close()
+				t.Logf("on air: %+v frames, %v virtual", air.Counts(), time.Since(start).Round(time.Second))
+				checkDutyCycle(t, lora.EU868Sub10, ra, rb)
+			})
+			la := lora.NewLink(lora.LinkConfig{Modem: ma, Params: p, Budget: lora.NewBudget(lora.EU868Sub10), Initiator: true, Remote: b.Name()})
+			lb := lora.NewLink(lora.LinkConfig{Modem: mb, Params: p, Budget: lora.NewBudget(lora.EU868Sub10), Remote: a.Name()})
+			return la, lb
+		},
+	})
+}
 
 // TestSyncOverLoRa runs carriers.Sync between two real nodes over Links
 // on emulated radios (SF7/500 kHz, 10 % sub-band, 10 % random loss), on
@@ -31,7 +62,10 @@ func TestSyncOverLoRa(t *testing.T) {
 			la := lora.NewLink(lora.LinkConfig{Modem: ma, Params: sf9, Budget: lora.NewBudget(lora.EU868Sub10), Initiator: true})
 			lb := lora.NewLink(lora.LinkConfig{Modem: mb, Params: sf9, Budget: lora.NewBudget(lora.EU868Sub10)})
 			o := carriers.Options{Idle: 10 * time.Minute}
-			return carriertest.SyncPair(t, a, b, la, lb, o, o)
+			ra, rb := carriertest.SyncPair(t, a, b, la, lb, o, o)
+			sa, sb := la.Stats(), lb.Stats()
+			t.Logf("session bytes %d → %d encoded (north), %d → %d (river)", sa.SessionBytes, sa.EncodedBytes, sb.SessionBytes, sb.EncodedBytes)
+			return ra, rb
 		}
 		start := time.Now()
 		ra, rb := sync()
@@ -65,6 +99,21 @@ func drain(t *testing.T, ms ...lora.Modem) {
 			if err != nil {
 				break
 			}
+		}
+	}
+}
+
+// checkDutyCycle fails t if a radio used more airtime in some sliding
+// window than the region allows, or sent a frame over its dwell limit.
+func checkDutyCycle(t testing.TB, reg lora.Region, radios ...*emulator.Radio) {
+	t.Helper()
+	for _, r := range radios {
+		busiest, longest := r.BusiestWindow(reg.Window)
+		if reg.DutyCycle > 0 && busiest > reg.Budget() {
+			t.Errorf("radio %s: %v on air in one sliding %v, over %s's %v", r.Name, busiest, reg.Window, reg.Name, reg.Budget())
+		}
+		if reg.Dwell > 0 && longest > reg.Dwell {
+			t.Errorf("radio %s: a frame of %v on air, over %s's dwell of %v", r.Name, longest, reg.Name, reg.Dwell)
 		}
 	}
 }

@@ -18,17 +18,23 @@ var sf9 = lora.Params{SF: 9, Bandwidth: 125000, CR: 1, Frequency: 869_525_000}
 
 type ends struct {
 	air        *emulator.Air
+	ra, rb     *emulator.Radio
 	a, b       lora.Modem
 	ba, bb     *lora.Budget
 	sent, recv lora.TransferStats
 	burst      int
 	retries    int
+	answer     bool // the receiver keeps answering after it completes
 }
 
 func newEnds(loss emulator.LossModel, reg lora.Region) *ends {
-	e := &ends{air: emulator.New(emulator.Config{Loss: loss, Seed: 3})}
-	e.a, _ = e.air.Modem("a", sf9)
-	e.b, _ = e.air.Modem("b", sf9)
+	return newEndsSeed(loss, reg, 3)
+}
+
+func newEndsSeed(loss emulator.LossModel, reg lora.Region, seed uint64) *ends {
+	e := &ends{air: emulator.New(emulator.Config{Loss: loss, Seed: seed})}
+	e.a, e.ra = e.air.Modem("a", sf9)
+	e.b, e.rb = e.air.Modem("b", sf9)
 	e.ba, e.bb = lora.NewBudget(reg), lora.NewBudget(reg)
 	return e
 }
@@ -46,11 +52,20 @@ func (e *ends) transfer(ctx context.Context, dir string, id uint32, data []byte)
 	var got []byte
 	var rerr error
 	done := make(chan struct{})
+	sctx, sent := context.WithCancel(ctx)
+	defer sent()
 	go func() {
 		defer close(done)
-		got, rerr = lora.NewReceiver(dir, rc).Receive(ctx)
+		r := lora.NewReceiver(dir, rc)
+		got, rerr = r.Receive(ctx)
+		// A node keeps listening: a sender that missed the last ACK
+		// offers again and is answered from the .done marker.
+		for e.answer && rerr == nil && sctx.Err() == nil {
+			r.Receive(sctx)
+		}
 	}()
 	serr := lora.Send(ctx, sc, id, data)
+	sent()
 	<-done
 	return got, serr, rerr
 }

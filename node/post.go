@@ -225,10 +225,10 @@ func (p *poster) copies(rowid int64, seq uint64, reply replyRef) error {
 	return nil
 }
 
+// nextSeq returns the number of origin's (this node's) next message
+// (seal.go: sequence numbers).
 func nextSeq(ctx context.Context, q querier, origin bundle.NodeID) (uint64, error) {
-	var seq uint64
-	err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE origin = ?`, origin[:]).Scan(&seq)
-	return seq, err
+	return nextMessageSeq(ctx, q, origin)
 }
 
 // nodeID returns the ID of this node or of the peer with that name.

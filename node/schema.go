@@ -218,6 +218,77 @@ var migrations = []string{
 		PRIMARY KEY (peer, hash)
 	) WITHOUT ROWID;
 	CREATE TABLE archive_received (bundle BLOB PRIMARY KEY) WITHOUT ROWID;`,
+	// The archive's community practice (package archive, practice.go):
+	// proposals with their signed snapshot, endorsements, the offers of
+	// adopted items to peers; and the full-text index of the archive.
+	`CREATE TABLE archive_proposals (
+		id          INTEGER PRIMARY KEY,
+		item        BLOB NOT NULL,
+		version     INTEGER NOT NULL,
+		title       TEXT NOT NULL,
+		proposer    TEXT NOT NULL,
+		proposed_at INTEGER NOT NULL,    -- unix ms
+		body        BLOB NOT NULL,       -- the signed manifest
+		state       TEXT NOT NULL CHECK (state IN ('open', 'adopted', 'withdrawn')),
+		decided_by  TEXT,
+		decided_at  INTEGER              -- unix ms
+	);
+	CREATE TABLE archive_endorsements (
+		proposal INTEGER NOT NULL REFERENCES archive_proposals(id),
+		user     TEXT NOT NULL,
+		at       INTEGER NOT NULL,       -- unix ms
+		PRIMARY KEY (proposal, user)
+	);
+	CREATE TABLE archive_offers (
+		item    BLOB NOT NULL,
+		version INTEGER NOT NULL,
+		peer    BLOB NOT NULL,
+		at      INTEGER NOT NULL,        -- unix ms
+		bundles INTEGER NOT NULL,
+		bytes   INTEGER NOT NULL,
+		error   TEXT,
+		PRIMARY KEY (item, version, peer)
+	);
+	CREATE VIRTUAL TABLE archive_text USING fts5(title, description, path, body,
+		item UNINDEXED, version UNINDEXED, tokenize='unicode61 remove_diacritics 2');
+	CREATE TABLE archive_indexed (
+		item    BLOB NOT NULL,
+		version INTEGER NOT NULL,
+		origin  BLOB NOT NULL,
+		PRIMARY KEY (item, version, origin)
+	);`,
+	// The network directory, from node announcements (docs/network.md),
+	// and the contacts this node had with its peers, which its own
+	// announcements report.
+	`CREATE TABLE directory (
+		node        BLOB PRIMARY KEY,    -- the announcer's ed25519 key
+		name        TEXT NOT NULL,       -- the name on its card
+		card        TEXT NOT NULL,
+		issued      INTEGER NOT NULL,    -- unix s, of the announcement
+		expires     INTEGER NOT NULL,    -- unix s, of its bundle; 0 never
+		lat         INTEGER,             -- tenths of a degree; NULL: not given
+		lon         INTEGER,
+		carriers    TEXT NOT NULL,       -- comma-separated
+		bundle      BLOB NOT NULL,       -- the announcement's bundle ID
+		received_at INTEGER NOT NULL     -- unix ms
+	) WITHOUT ROWID;
+	CREATE TABLE directory_links (
+		node    BLOB NOT NULL,           -- the announcer
+		heard   BLOB NOT NULL,           -- a community it was in contact with
+		name    TEXT NOT NULL,
+		last    INTEGER NOT NULL,        -- unix s
+		carrier TEXT NOT NULL,
+		bytes   INTEGER NOT NULL,
+		PRIMARY KEY (node, heard)
+	) WITHOUT ROWID;
+	CREATE INDEX directory_links_heard ON directory_links (heard);
+	CREATE TABLE contacts (
+		peer    BLOB NOT NULL,
+		carrier TEXT NOT NULL,
+		last    INTEGER NOT NULL,        -- unix ms
+		bytes   INTEGER NOT NULL,        -- carried both ways, all contacts
+		PRIMARY KEY (peer, carrier)
+	) WITHOUT ROWID;`,
 }
 
 func migrate(db *sql.DB) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"time"
 
 	"ferry/bundle"
 )
@@ -143,8 +144,8 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 		return bundle.ID{}, false, err
 	}
 
-	var seq uint64
-	if err := n.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM bundles WHERE source = ?`, self[:]).Scan(&seq); err != nil {
+	seq, err := nextBundleSeq(ctx, n.db, self)
+	if err != nil {
 		return bundle.ID{}, false, err
 	}
 	now := n.now()
@@ -222,6 +223,61 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 	}
 	n.log.Info("sealed bundle", "bundle", id, "dest", p.Name, "messages", len(msgs), "receipts", len(receipts), "bytes", w.Size())
 	return id, true, nil
+}
+
+// Sequence numbers. A node numbers its bundles (bundles.seq) and its
+// messages (messages.seq) from 1, each the largest so far plus one, and
+// peers remember the numbers they have seen: their vectors skip a bundle
+// whose (source, seq) they hold, and a message whose (origin, seq) they
+// hold is dropped as a duplicate. A node restored from an old backup has
+// lost the numbers it issued after the backup, and would issue them
+// again. So Restore sets a floor (meta seq_floor) above any number the
+// node can have issued since: the largest in the backup plus
+// restoreSeqMargin, or the time of the restore in Unix milliseconds,
+// whichever is larger (a node issues far fewer than one number per
+// millisecond over its life, and the margin covers a clock that a Pi
+// without a real-time clock set back). The next numbers start at the
+// floor; peers see a gap in the node's numbers, which their vectors hold
+// as one range.
+
+// seqFloorKey is the meta key of the sequence floor.
+const seqFloorKey = "seq_floor"
+
+// restoreSeqMargin is the least a restore moves the numbers on.
+const restoreSeqMargin = 1 << 24
+
+// nextBundleSeq returns the number of this node's next bundle.
+func nextBundleSeq(ctx context.Context, q querier, self bundle.NodeID) (uint64, error) {
+	var seq uint64
+	err := q.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(seq) FROM bundles WHERE source = ?), 0) + 1,
+		COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '`+seqFloorKey+`'), 0))`, self[:]).Scan(&seq)
+	return seq, err
+}
+
+// nextMessageSeq returns the number of this node's next message.
+func nextMessageSeq(ctx context.Context, q querier, self bundle.NodeID) (uint64, error) {
+	var seq uint64
+	err := q.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE origin = ?), 0) + 1,
+		COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '`+seqFloorKey+`'), 0))`, self[:]).Scan(&seq)
+	return seq, err
+}
+
+// raiseSeqFloor sets the sequence floor after a restore (see above) and
+// returns it.
+func (n *Node) raiseSeqFloor(ctx context.Context, now time.Time) (uint64, error) {
+	self := n.ID()
+	var top, floor uint64
+	err := n.db.QueryRowContext(ctx, `SELECT MAX(
+		COALESCE((SELECT MAX(seq) FROM bundles WHERE source = ?1), 0),
+		COALESCE((SELECT MAX(seq) FROM messages WHERE origin = ?1), 0)),
+		COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '`+seqFloorKey+`'), 0)`, self[:]).Scan(&top, &floor)
+	if err != nil {
+		return 0, err
+	}
+	floor = max(floor, top+restoreSeqMargin, uint64(now.UnixMilli()))
+	_, err = n.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('`+seqFloorKey+`', ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, fmt.Sprint(floor))
+	return floor, err
 }
 
 // withFiles loads the files attached to the messages, and keeps only as

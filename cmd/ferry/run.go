@@ -48,7 +48,8 @@ func commands() []command {
 		{"serve", "[--data DIR] [--listen ADDR] [--name NAME]", "run the node with its web inbox (initializes an empty data directory)", cmdServe},
 		{"init", "[--data DIR] --name NAME", "create a node: keys, database, spool", cmdInit},
 		{"card", "[--data DIR] [--loc LAT,LON] [--addr HOST:PORT]", "print this node's signed card", cmdCard},
-		{"peer", "add|list [--data DIR] [--as NAME] [CARD|-]", "trust another node by its card, or list peers", cmdPeer},
+		{"peer", "add|approve|list [--data DIR] [--as NAME] [CARD|-|NAME]", "trust another node by its card or approve one the network introduced, or list peers", cmdPeer},
+		{"network", "[list|announce|locate] [--data DIR] [--json] [LAT,LON]", "show the network directory from announcements, announce this node now, or set its coarse location", cmdNetwork},
 		{"user", "add|list [--data DIR] [NAME]", "add a user of this node, or list users", cmdUser},
 		{"send", "[--data DIR] --from USER --to USER@NODE TEXT", "queue a direct message", cmdSend},
 		{"inbox", "[--data DIR] --user USER [--json]", "show a user's direct messages and their delivery state", cmdInbox},
@@ -63,7 +64,7 @@ func commands() []command {
 		{"backup", "[--data DIR] --out DIR", "copy identity, a database snapshot, spool and files into DIR, safely while the node runs", cmdBackup},
 		{"restore", "--from DIR --data NEWDIR", "check a backup against its manifest and restore it into an empty data directory", cmdRestore},
 		{"install", "[--data DIR] [--user USER] [--listen ADDR] [--prefix DIR]", "write a hardened systemd unit and a default config file for ferry serve", cmdInstall},
-		{"archive", "add|list|get|send [--data DIR] ...", "keep files and website mirrors in the archive, write them out, send them to a peer as deltas", cmdArchive},
+		{"archive", "add|list|get|send|propose|endorse|adopt|proposals|history|settings [--data DIR] ...", "keep files and website mirrors in the archive, choose them together, send them to peers as deltas", cmdArchive},
 		{"version", "[--json]", "print version, commit, build date, Go version and platform", cmdVersion},
 	}
 }
