@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 
 	"ferry/bundle"
@@ -62,6 +63,7 @@ func Send(ctx context.Context, n *node.Node, item [16]byte, peer bundle.NodeID) 
 		return nil, err
 	}
 	rep := &SendReport{ManifestBytes: len(body), TreeBytes: m.Size()}
+	full := body
 	var need []bundle.ArchiveChunkRef
 	seen := map[[32]byte]bool{}
 	for _, c := range m.Chunks {
@@ -123,7 +125,10 @@ func Send(ctx context.Context, n *node.Node, item [16]byte, peer bundle.NodeID) 
 			return rep, fmt.Errorf("archive: send: %w", err)
 		}
 		if final {
+			// The peer will hold the rebuilt chunks and the manifest (noted
+			// by the SHA-256 of its encoding, the name a delta gives a base).
 			group = append(group, rebuilt...)
+			group = append(group, bundle.ArchiveChunkRef{Hash: sha256.Sum256(full)})
 		}
 		if err := noteSent(ctx, n, peer, id, group); err != nil {
 			return rep, err
@@ -131,7 +136,7 @@ func Send(ctx context.Context, n *node.Node, item [16]byte, peer bundle.NodeID) 
 		rep.Bundles++
 		rep.Chunks += len(group)
 		if final {
-			rep.Chunks -= len(rebuilt)
+			rep.Chunks -= len(rebuilt) + 1
 		}
 		rep.ChunkBytes += size
 		rep.BundleBytes += bsize
@@ -167,8 +172,10 @@ func peerHolds(ctx context.Context, n *node.Node, peer bundle.NodeID) (held, pro
 }
 
 // provenBase returns the newest complete snapshot of m's item, other than
-// m, whose every chunk the peer provably holds, and its encoding; nil if
-// there is none.
+// m, whose manifest and every chunk the peer provably holds, and its
+// encoding; nil if there is none. (A peer holds a manifest it sent, or
+// that this node sent in a bundle it confirmed; archive_peer_chunks names
+// it by the SHA-256 of its encoding.)
 func provenBase(ctx context.Context, n *node.Node, m *bundle.ArchiveManifest, proven map[[32]byte]bool) (*bundle.ArchiveManifest, []byte, error) {
 	rows, err := n.DB().QueryContext(ctx, `SELECT body FROM archive_manifests WHERE item = ? AND complete = 1
 		AND NOT (version = ? AND origin = ?) ORDER BY version DESC, created DESC`, m.Item[:], m.Version, m.Origin[:])
@@ -181,6 +188,9 @@ next:
 		var body []byte
 		if err := rows.Scan(&body); err != nil {
 			return nil, nil, err
+		}
+		if !proven[sha256.Sum256(body)] {
+			continue
 		}
 		b, err := bundle.ParseArchiveManifest(body)
 		if err != nil {

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,7 +126,7 @@ func TestArchivePatchFrom(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range v2.Manifest.Files {
-		if i := indexFile(v1.Manifest, f.Path); i < 0 || v1.Manifest.Files[i].Hash != f.Hash {
+		if i := pathIndex(v1.Manifest, f.Path); i < 0 || v1.Manifest.Files[i].Hash != f.Hash {
 			changedBytes += int64(f.Size)
 		}
 	}
@@ -159,7 +161,7 @@ func TestArchivePatchFrom(t *testing.T) {
 	sameFiles(t, src, out)
 }
 
-func indexFile(m *bundle.ArchiveManifest, p string) int {
+func pathIndex(m *bundle.ArchiveManifest, p string) int {
 	for i, f := range m.Files {
 		if f.Path == p {
 			return i
@@ -317,4 +319,63 @@ func TestArchivePatchCodec(t *testing.T) {
 			t.Errorf("%d bytes: output over the limit accepted", n)
 		}
 	}
+}
+
+// TestArchivePatchFromWithRawChunks: when the delta's patch budget is
+// spent, the other lacking chunks travel raw next to the delta; the delta
+// arriving before them leaves the snapshot incomplete until they come.
+func TestArchivePatchFromWithRawChunks(t *testing.T) {
+	ctx := context.Background()
+	north, river := pair(t)
+	src := t.TempDir()
+	writeTestSite(t, src, rand.New(rand.NewPCG(4, 4)))
+	v1, err := Add(ctx, north, src, nil, Meta{Title: "site"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := v1.Manifest.Item
+	Send(ctx, north, item, river.ID())
+	carry(t, north, river)
+	carry(t, river, north)
+	for i := range 40 {
+		editFile(t, filepath.Join(src, fmt.Sprintf("s%d/page%03d.html", i%7, i)), insertMid(fmt.Sprintf("<p>edit %d</p>", i)))
+	}
+	if _, err := Add(ctx, north, src, &item, Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	oldPatch, oldContent := deltaPatchBudget, deltaContentBudget
+	deltaPatchBudget, deltaContentBudget = 600, 40<<10
+	defer func() { deltaPatchBudget, deltaContentBudget = oldPatch, oldContent }()
+	rep, err := Send(ctx, north, item, river.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BaseVersion != 1 || rep.Chunks == 0 || rep.Rebuilt == 0 || rep.Bundles < 2 {
+		t.Fatalf("want raw chunks and rebuilt ones: %+v", rep)
+	}
+	out, err := north.Outgoing(ctx, river.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The delta (sealed last) first.
+	slices.SortFunc(out, func(a, b node.BundleInfo) int { return cmp.Compare(a.Seq, b.Seq) })
+	for i := len(out) - 1; i >= 0; i-- {
+		f, err := north.OpenBundle(out[i].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := river.Ingest(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		items, _ := List(ctx, river)
+		if want := i == 0; len(items) != 1 || items[0].Version != 2 || items[0].Complete != want {
+			t.Fatalf("after bundle %d: %+v", i, items)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	if _, err := Get(ctx, river, item, dst); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, src, dst)
 }

@@ -166,5 +166,9 @@ func archiveSend(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "queued %d bundles (%d bytes) for %s: %d chunks (%d bytes) and the manifest (%d bytes); %d chunks it holds already\n",
 		rep.Bundles, rep.BundleBytes, p.Name, rep.Chunks, rep.ChunkBytes, rep.ManifestBytes, rep.Held)
+	if rep.BaseVersion > 0 {
+		fmt.Fprintf(e.stdout, "patch-from version %d: %d files as patches and %d whole (%d bytes), %d chunks rebuilt by %s; delta record %d bytes\n",
+			rep.BaseVersion, rep.Patches, rep.Literals, rep.PatchBytes, rep.Rebuilt, p.Name, rep.DeltaBytes)
+	}
 	return nil
 }
