@@ -461,6 +461,26 @@ func (n *Node) mayAnnounce(ctx context.Context, src bundle.NodeID) (bool, error)
 	return err == nil, err
 }
 
+// introduced lists the nodes named by an unexpired announcement in the
+// directory: mayAnnounce takes their announcements in.
+func (n *Node) introduced(ctx context.Context) (map[bundle.NodeID]bool, error) {
+	rows, err := n.db.QueryContext(ctx, `SELECT DISTINCT l.heard FROM directory_links l JOIN directory d ON d.node = l.node
+		WHERE d.expires = 0 OR d.expires > ?`, n.now().Unix())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[bundle.NodeID]bool{}
+	for rows.Next() {
+		var id []byte
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[bundle.NodeID(id)] = true
+	}
+	return out, rows.Err()
+}
+
 // holdsNewerAnnouncement reports whether the directory holds an
 // announcement of src at least as new as a (by issue time, then the
 // bundle's creation time and sequence number).
