@@ -103,10 +103,13 @@ func Sync(ctx context.Context, n *node.Node, root string, opts Options) (*Report
 	if s.rep.Debris, err = s.l.sweepDebris(); err != nil {
 		return nil, err
 	}
-	for _, step := range []func(context.Context) error{s.readInventories, s.importBundles, s.exportBundles, s.writeInventory, s.prune} {
+	for _, step := range []func(context.Context) error{s.readInventories, s.lastHolder, s.importBundles, s.exportBundles, s.writeInventory, s.prune} {
 		if err := step(ctx); err != nil {
 			return s.rep, err
 		}
+	}
+	if err := s.noteContact(ctx); err != nil {
+		return s.rep, err
 	}
 	s.rep.Free = freeSpace(root)
 	s.rep.Finished = n.Now()
@@ -121,6 +124,34 @@ type syncer struct {
 	rep     *Report
 	invs    map[bundle.NodeID]*Inventory
 	onStick map[bundle.ID]*stickBundle
+	from    *Inventory // the node that synced the stick before this one
+}
+
+// noteContact records the stick's trip as a contact with the node that
+// synced it last before this one (by the inventories found on it): the
+// map and the node's announcements show it (docs/network.md).
+func (s *syncer) noteContact(ctx context.Context) error {
+	if s.from == nil {
+		return nil
+	}
+	return s.n.RecordContact(ctx, s.from.Node, "usb", s.n.Now(), s.rep.Imported+s.rep.ExportedBytes)
+}
+
+// lastHolder finds the node that synced the stick last, unless that was
+// this node (the stick came straight back) or the stick is new.
+// Inventories tell the time to the second: of two in the same second,
+// the other node's counts as the later.
+func (s *syncer) lastHolder(context.Context) error {
+	var last *Inventory
+	for _, inv := range s.invs {
+		if last == nil || inv.At.After(last.At) || (inv.At.Equal(last.At) && last.Node == s.n.ID()) {
+			last = inv
+		}
+	}
+	if last != nil && last.Node != s.n.ID() {
+		s.from = last
+	}
+	return nil
 }
 
 // readInventories reads the inventories of trusted nodes; others are

@@ -128,6 +128,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) session(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &state{}
+		r = r.WithContext(s.n.Request(r.Context()))
 		sess, acct, err := s.loadSession(r.Context(), r)
 		if err != nil {
 			s.fail(w, r, err)

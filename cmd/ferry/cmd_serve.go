@@ -23,11 +23,12 @@ type serveOptions struct {
 	data, config, listen, name *string
 	maxUpload, quota           *int64
 	verbose                    *bool
-	live                       *carrierFlags // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
-	sticks                     *usbFlags     // USB sticks: mount watcher (serve_usb.go)
-	bleDevice                  *string       // Bluetooth LE (serve_ble.go)
-	radio                      *serveLoRa    // LoRa modem (serve_lora.go)
-	alarm                      *alarmFlags   // the disk alarm (cmd_status.go)
+	live                       *carrierFlags  // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
+	sticks                     *usbFlags      // USB sticks: mount watcher (serve_usb.go)
+	bleDevice                  *string        // Bluetooth LE (serve_ble.go)
+	radio                      *serveLoRa     // LoRa modem (serve_lora.go)
+	alarm                      *alarmFlags    // the disk alarm (cmd_status.go)
+	announce                   *announceFlags // node announcements (cmd_network.go)
 }
 
 // serveFlags makes serve's flag set. Every flag of it can be set in the
@@ -49,6 +50,7 @@ func serveFlags(e *env) (*flag.FlagSet, *serveOptions) {
 	o.bleDevice = addBLEFlags(fs)
 	o.radio = addServeLoRaFlags(fs)
 	o.alarm = addAlarmFlags(fs)
+	o.announce = addAnnounceFlags(fs)
 	return fs, o
 }
 
@@ -103,6 +105,10 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer removeServeRunning(n.Dir())
+	served := servedCarriers(live.listen != "off", *sticks.watch != "off" && *sticks.watch != "", *bleDevice != "", *radio.port != "")
+	annCtx, stopAnn := context.WithCancel(ctx)
+	annDone := startAnnouncer(annCtx, n, o.announce, served, log)
+	defer func() { stopAnn(); annDone() }()
 	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20,
 		Links: links.Stats, Sticks: monitor, Radios: radios,
 		Health: web.HealthOptions{Version: currentBuild().String(), Started: started, Status: o.alarm.options()}})
