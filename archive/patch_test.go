@@ -126,7 +126,7 @@ func TestArchivePatchFrom(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range v2.Manifest.Files {
-		if i := indexFile(v1.Manifest, f.Path); i < 0 || v1.Manifest.Files[i].Hash != f.Hash {
+		if i := pathIndex(v1.Manifest, f.Path); i < 0 || v1.Manifest.Files[i].Hash != f.Hash {
 			changedBytes += int64(f.Size)
 		}
 	}
@@ -161,7 +161,7 @@ func TestArchivePatchFrom(t *testing.T) {
 	sameFiles(t, src, out)
 }
 
-func indexFile(m *bundle.ArchiveManifest, p string) int {
+func pathIndex(m *bundle.ArchiveManifest, p string) int {
 	for i, f := range m.Files {
 		if f.Path == p {
 			return i

@@ -33,6 +33,38 @@ func RegisterRecordHandler(t bundle.RecordType, fn RecordHandler) {
 	recordHandlers.Store(t, fn)
 }
 
+// CommitHook runs in Ingest after every record of a bundle for this node
+// was applied and before the transaction commits; an error aborts the
+// ingest as a store failure (rolled back). The archive makes the chunks
+// it buffered durable here, so that no bundle counts as applied before
+// its chunks are on disk.
+type CommitHook func(ctx context.Context, n *Node, tx *sql.Tx) error
+
+var (
+	commitHooksMu sync.Mutex
+	commitHooks   []CommitHook
+)
+
+// RegisterCommitHook adds fn to the hooks Ingest runs before committing
+// an applied bundle.
+func RegisterCommitHook(fn CommitHook) {
+	commitHooksMu.Lock()
+	defer commitHooksMu.Unlock()
+	commitHooks = append(commitHooks, fn)
+}
+
+func runCommitHooks(ctx context.Context, n *Node, tx *sql.Tx) error {
+	commitHooksMu.Lock()
+	hooks := commitHooks
+	commitHooksMu.Unlock()
+	for _, fn := range hooks {
+		if err := fn(ctx, n, tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func recordHandler(t bundle.RecordType) RecordHandler {
 	fn, _ := recordHandlers.Load(t)
 	h, _ := fn.(RecordHandler)

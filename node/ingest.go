@@ -252,6 +252,9 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 	if err := ap.finish(); err != nil {
 		return res, err
 	}
+	if err := runCommitHooks(ctx, n, tx); err != nil {
+		return res, err
+	}
 	if err := insertBundle(ctx, tx, id, &h, int64(h.PayloadSize)+rd.PayloadOffset(), n.now().UnixMilli(), "applied"); err != nil {
 		return res, err
 	}
@@ -259,6 +262,7 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 		return res, fmt.Errorf("node: commit: %w", err)
 	}
 	ap.committed = true
+	forgetVersion(ctx)
 	for _, b := range ap.delivered {
 		if err := n.spool.remove(b); err != nil {
 			n.log.Warn("removing delivered bundle", "bundle", b, "err", err)

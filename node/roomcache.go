@@ -28,8 +28,52 @@ type watch struct {
 	stmt *sql.Stmt
 }
 
+// versionMemo remembers the data version for the rest of one request.
+type versionMemo struct {
+	mu sync.Mutex
+	v  int64
+	ok bool
+}
+
+type versionMemoKey struct{}
+
+// Request returns a context for one short request (a web page), under
+// which the node asks SQLite whether the database changed only once, not
+// at each of the page's queries: the page sees the database as it was
+// when it started, plus its own writes (a write through the context
+// forgets the answer).
+func (n *Node) Request(ctx context.Context) context.Context {
+	return context.WithValue(ctx, versionMemoKey{}, &versionMemo{})
+}
+
+// forgetVersion drops the remembered data version of ctx after a write.
+func forgetVersion(ctx context.Context) {
+	if m, _ := ctx.Value(versionMemoKey{}).(*versionMemo); m != nil {
+		m.mu.Lock()
+		m.ok = false
+		m.mu.Unlock()
+	}
+}
+
 // dataVersion returns a number that changes whenever the database changed.
 func (n *Node) dataVersion(ctx context.Context) (int64, error) {
+	m, _ := ctx.Value(versionMemoKey{}).(*versionMemo)
+	if m == nil {
+		return n.askVersion(ctx)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ok {
+		return m.v, nil
+	}
+	v, err := n.askVersion(ctx)
+	if err == nil {
+		m.v, m.ok = v, true
+	}
+	return v, err
+}
+
+func (n *Node) askVersion(ctx context.Context) (int64, error) {
 	w := &n.watch
 	w.mu.Lock()
 	defer w.mu.Unlock()

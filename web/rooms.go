@@ -123,8 +123,9 @@ type conversationData struct {
 	With     *node.Address
 	WithName string
 	Messages []messageView
-	Older    int64 // Before for the older page, 0 if none
-	Before   int64 // this page's Before: 0 for the newest page
+	List     template.HTML // the messages' HTML, joined: one action in the template rather than one per message
+	Older    int64         // Before for the older page, 0 if none
+	Before   int64         // this page's Before: 0 for the newest page
 	Reply    *messageView
 	replyID  int64       // the message a form that failed answered
 	Peers    []node.Peer // for an admin's room settings
@@ -176,6 +177,11 @@ func (s *Server) showConversation(w http.ResponseWriter, r *http.Request, d *con
 	if err := s.renderMessages(d.Messages); err != nil {
 		return err
 	}
+	var list strings.Builder
+	for _, m := range d.Messages {
+		list.WriteString(string(m.HTML))
+	}
+	d.List = template.HTML(list.String())
 	if len(es) == page.Limit {
 		d.Older = es[0].ID
 	}
