@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -308,6 +309,32 @@ func TestStoreHelperProcess(t *testing.T) {
 	}
 }
 
+// helperOutput collects a writer's output and closes working at its
+// first flushed chunk.
+type helperOutput struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	working chan struct{}
+	flushed bool
+}
+
+func (o *helperOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.b.Write(p)
+	if !o.flushed && (bytes.HasPrefix(o.b.Bytes(), []byte("ok ")) || bytes.Contains(o.b.Bytes(), []byte("\nok "))) {
+		o.flushed = true
+		close(o.working)
+	}
+	return len(p), nil
+}
+
+func (o *helperOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
 // TestStoreSurvivesSIGKILL kills two concurrent writers of one store at
 // random moments, 12 times, and checks after each round that every chunk
 // they reported flushed is there, that every indexed chunk reads back
@@ -322,18 +349,32 @@ func TestStoreSurvivesSIGKILL(t *testing.T) {
 	flushed := map[[32]byte]uint32{}
 	for round := range 12 {
 		var cmds []*exec.Cmd
-		var outs []*bytes.Buffer
+		var outs []*helperOutput
 		for w := range 2 {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestStoreHelperProcess$", "-test.count=1")
 			cmd.Env = append(os.Environ(), "FERRY_STORE_HELPER="+dir, fmt.Sprintf("FERRY_STORE_SEED=%d", round*2+w+100))
-			out := &bytes.Buffer{}
+			out := &helperOutput{working: make(chan struct{})}
 			cmd.Stdout = out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			cmds, outs = append(cmds, cmd), append(outs, out)
 		}
-		time.Sleep(time.Duration(150+rng.IntN(400)) * time.Millisecond)
+		// Kill mid-work: once both writers have flushed (on a loaded
+		// machine starting them can take longer than any fixed sleep),
+		// then at a random moment of their writing.
+		for _, out := range outs {
+			select {
+			case <-out.working:
+			case <-time.After(2 * time.Minute): // only bounds a hang
+				for _, c := range cmds {
+					c.Process.Kill()
+					c.Wait()
+				}
+				t.Fatalf("round %d: a writer flushed nothing in two minutes: %s", round, out.String())
+			}
+		}
+		time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
 		for _, c := range cmds {
 			c.Process.Kill()
 			c.Wait()

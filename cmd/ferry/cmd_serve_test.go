@@ -46,7 +46,7 @@ func TestServe(t *testing.T) {
 	addrRE := regexp.MustCompile(`on http://([0-9.:]+)/`)
 	var addr string
 	// The address comes first, the setup code after a write: wait for both.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
 			addr = m[1]
 			if strings.Contains(stderr.String(), "setup code: ") {
@@ -81,7 +81,7 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			t.Errorf("serve after its context ended: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("serve did not stop")
 	}
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
@@ -95,7 +95,7 @@ func TestServe(t *testing.T) {
 	go func() {
 		done <- run(ctx2, []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--sync-listen", "off"}, nil, &stdout, &stderr2)
 	}()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr2.String(), "setup code") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr2.String(), "setup code") && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	cancel2()

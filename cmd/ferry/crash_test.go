@@ -49,6 +49,7 @@ func crashRand(t *testing.T) *rand.Rand {
 type crashRun struct {
 	stdout string
 	killed bool
+	took   time.Duration // from start to exit
 }
 
 // runKilledAfter runs the binary and sends it SIGKILL after d, unless it
@@ -59,13 +60,14 @@ func runKilledAfter(t *testing.T, d time.Duration, args ...string) crashRun {
 	cmd.Env = append(os.Environ(), "FERRY_DATA=")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("ferry %s: %v", strings.Join(args, " "), err)
 	}
 	kill := time.AfterFunc(d, func() { cmd.Process.Signal(syscall.SIGKILL) })
 	err := cmd.Wait()
 	kill.Stop()
-	r := crashRun{stdout: out.String()}
+	r := crashRun{stdout: out.String(), took: time.Since(start)}
 	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 		r.killed = true
@@ -75,6 +77,37 @@ func runKilledAfter(t *testing.T, d time.Duration, args ...string) crashRun {
 		t.Fatalf("ferry %s: %v (not killed)\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, r.stdout, errb.String())
 	}
 	return r
+}
+
+// killTopUp makes extra killed runs until a test has the kills it needs:
+// the planned kills, aimed from a calibration, miss when runs end sooner
+// than it said (the machine's load changes, the store got quicker). Each
+// kill lands at a random moment in [lo, hi); a run that ends before its
+// kill shows how quick the command can be, and hi drops to a little
+// under its time, so that the next kills land while it works.
+type killTopUp struct {
+	rng    *rand.Rand
+	lo, hi time.Duration
+}
+
+// until runs run (which makes one run killed after the given delay and
+// checks what it left) until kills() reaches want, or fails the test
+// once runs() reaches limit without.
+func (k *killTopUp) until(t *testing.T, want, limit int, kills, runs func() int, run func(time.Duration) crashRun) {
+	t.Helper()
+	for kills() < want && runs() < limit {
+		lo, hi := k.lo, max(k.hi, time.Millisecond)
+		if lo >= hi/2 {
+			lo = hi / 4 // past the start-up, as far as a quick run allows
+		}
+		r := run(lo + time.Duration(k.rng.Int64N(int64(hi-lo))))
+		if !r.killed {
+			k.hi = min(k.hi, r.took*9/10)
+		}
+	}
+	if kills() < want {
+		t.Fatalf("only %d of %d runs were killed before they ended, want %d kills", kills(), runs(), want)
+	}
 }
 
 // timedFerry runs the binary to the end, requires exit 0 and says how long
@@ -485,7 +518,7 @@ func (c *crashImporter) killThrough(batch []string, k int) {
 		left := at - countDone(c.done, batch)
 		fixed := c.startup + time.Duration(len(c.done))*c.perSeen
 		d := c.pace.delay(fixed, left)
-		if taken, killed := c.killAfter(d); killed {
+		if r, taken := c.killAfter(d); r.killed {
 			c.pace.learn(d-fixed, taken)
 		}
 	}
@@ -503,10 +536,9 @@ func countDone(done map[string]bool, batch []string) int {
 }
 
 // killAfter runs an import and kills it after d, unless it ends first.
-// It returns how many new bundles the run took in, and whether it was
-// killed.
-func (c *crashImporter) killAfter(d time.Duration) (taken int, killed bool) {
-	r := runKilledAfter(c.t, d, c.args...)
+// It returns the run and how many new bundles it took in.
+func (c *crashImporter) killAfter(d time.Duration) (r crashRun, taken int) {
+	r = runKilledAfter(c.t, d, c.args...)
 	c.runs++
 	applied, stored := takenIn(r.stdout, c.done)
 	what := "finished before its kill"
@@ -515,7 +547,7 @@ func (c *crashImporter) killAfter(d time.Duration) (taken int, killed bool) {
 		what = fmt.Sprintf("kill %2d", c.kills)
 	}
 	c.t.Logf("%-24s at %4dms: %3d applied, %3d stored before", what, d.Milliseconds(), applied, stored)
-	return applied + stored, r.killed
+	return r, applied + stored
 }
 
 func TestImportSurvivesSIGKILL(t *testing.T) {
@@ -579,12 +611,11 @@ func TestImportSurvivesSIGKILL(t *testing.T) {
 	}
 	// Should too many runs have ended before their kill, kill more among
 	// the duplicates.
-	for c.kills < minKills && c.runs < 4*minKills {
-		c.killAfter(time.Duration(rng.Int64N(int64(c.startup + total*c.perSeen))))
-	}
-	if c.kills < minKills {
-		t.Fatalf("only %d of %d runs were killed before they ended, want %d kills", c.kills, c.runs, minKills)
-	}
+	top := killTopUp{rng: rng, lo: c.startup / 2, hi: c.startup + total*c.perSeen}
+	top.until(t, minKills, c.runs+6*minKills, func() int { return c.kills }, func() int { return c.runs }, func(d time.Duration) crashRun {
+		r, _ := c.killAfter(d)
+		return r
+	})
 	t.Logf("%d runs, %d killed with SIGKILL", c.runs, c.kills)
 
 	// Debris in spool/tmp is allowed but never a bundle. Plant some, so
@@ -703,17 +734,16 @@ func TestExportSurvivesSIGKILL(t *testing.T) {
 		t.Logf("run %2d killed %-5v at %4dms: %3d bundles, %d temporary files", runs, r.killed, d.Milliseconds(), visible, temporary)
 	}
 	// Should too many runs have ended before their kill, kill more.
-	for kills < minKills && runs < 4*minKills {
-		d := time.Duration(rng.Int64N(int64(idle)))
-		if runKilledAfter(t, d, exportTo(out)...).killed {
+	top := killTopUp{rng: rng, lo: idle / 4, hi: idle}
+	top.until(t, minKills, runs+6*minKills, func() int { return kills }, func() int { return runs }, func(d time.Duration) crashRun {
+		r := runKilledAfter(t, d, exportTo(out)...)
+		runs++
+		if r.killed {
 			kills++
 		}
-		runs++
 		checkExportDir(t, river, out)
-	}
-	if kills < minKills {
-		t.Fatalf("only %d of %d runs were killed before they ended, want %d kills", kills, runs, minKills)
-	}
+		return r
+	})
 	t.Logf("%d runs, %d killed; %d times a temporary file was left for import to pass over", runs, kills, sawTemporary)
 
 	mustFerry(t, exportTo(out)...)

@@ -85,7 +85,7 @@ func serve(t *testing.T, c community, args ...string) *server {
 		go func() { cmd.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(time.Minute):
 			cmd.Process.Kill()
 			t.Errorf("%s: serve did not stop on SIGTERM", c.name)
 		}

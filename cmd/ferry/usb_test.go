@@ -485,35 +485,6 @@ func TestUSBStickFullMidExport(t *testing.T) {
 	checkReceivedOnce(t, river, bodies)
 }
 
-// killedRun is one run of the binary that SIGKILL may have cut short.
-type killedRun struct {
-	killed bool
-	stdout string
-}
-
-// runAndKill runs the binary and kills it with SIGKILL after d unless it
-// ended first, in which case it must have ended well.
-func runAndKill(t *testing.T, d time.Duration, args ...string) killedRun {
-	t.Helper()
-	cmd := exec.Command(ferryBin, args...)
-	cmd.Env = append(os.Environ(), "FERRY_DATA=")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	timer := time.AfterFunc(d, func() { cmd.Process.Signal(syscall.SIGKILL) })
-	err := cmd.Wait()
-	timer.Stop()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		return killedRun{killed: true, stdout: out.String()}
-	}
-	if err != nil {
-		t.Fatalf("ferry %s: %v (not killed)\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out.String(), errb.String())
-	}
-	return killedRun{stdout: out.String()}
-}
-
 // timeCopy times a whole sync of c with the stick, run on copies of both,
 // so that the real ones keep all the work for the runs to be killed.
 func timeCopy(t *testing.T, c community, stick string) time.Duration {
@@ -589,9 +560,9 @@ func TestUSBSyncSurvivesSIGKILL(t *testing.T) {
 
 	kills := map[string]int{}
 	runs := map[string]int{}
-	killAt := func(phase string, c community, d time.Duration) {
+	killAt := func(phase string, c community, d time.Duration) crashRun {
 		t.Helper()
-		r := runAndKill(t, d, "usb", "sync", "--data", c.data, "--json", stick)
+		r := runKilledAfter(t, d, "usb", "sync", "--data", c.data, "--json", stick)
 		runs[phase]++
 		if r.killed {
 			kills[phase]++
@@ -609,6 +580,7 @@ func TestUSBSyncSurvivesSIGKILL(t *testing.T) {
 		}
 		t.Logf("%s run %2d killed at %4dms: %-5v stick: %2d bundles, %d temporary files; bob has %d messages",
 			phase, runs[phase], d.Milliseconds(), r.killed, len(files), len(tmp), got)
+		return r
 	}
 	var idleExport, idleImport time.Duration
 	for round := range rounds {
@@ -646,12 +618,10 @@ func TestUSBSyncSurvivesSIGKILL(t *testing.T) {
 	// runs have ended before their kill.
 	for phase, c := range map[string]community{"export": north, "import": river} {
 		idle := map[string]time.Duration{"export": idleExport, "import": idleImport}[phase]
-		for kills[phase] < minKills && runs[phase] < 6*minKills {
-			killAt(phase, c, killMoment(rng, startup[c.name], idle))
-		}
-		if kills[phase] < minKills {
-			t.Fatalf("%s: only %d of %d runs were killed before they ended, want %d", phase, kills[phase], runs[phase], minKills)
-		}
+		top := killTopUp{rng: rng, lo: startup[c.name], hi: idle}
+		top.until(t, minKills, runs[phase]+6*minKills, func() int { return kills[phase] }, func() int { return runs[phase] }, func(d time.Duration) crashRun {
+			return killAt(phase, c, d)
+		})
 	}
 	t.Logf("killed %d syncs during export (of %d runs) and %d during import (of %d)", kills["export"], runs["export"], kills["import"], runs["import"])
 
