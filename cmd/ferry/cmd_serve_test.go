@@ -41,7 +41,7 @@ func TestServe(t *testing.T) {
 	var stdout, stderr lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--name", "north", "--listen", "127.0.0.1:0", "--sync-listen", "off"}, nil, &stdout, &stderr)
+		done <- run(ctx, []string{"serve", "--data", data, "--name", "north", "--listen", "127.0.0.1:0", "--sync-listen", "off", "--discover=false"}, nil, &stdout, &stderr)
 	}()
 	addrRE := regexp.MustCompile(`on http://([0-9.:]+)/`)
 	var addr string
@@ -70,7 +70,7 @@ func TestServe(t *testing.T) {
 	resp.Body.Close()
 
 	// A second server on the same address fails at once.
-	err = run(t.Context(), []string{"serve", "--data", filepath.Join(t.TempDir(), "other"), "--listen", addr, "--sync-listen", "off"}, nil, &stdout, &lockedBuffer{})
+	err = run(t.Context(), []string{"serve", "--data", filepath.Join(t.TempDir(), "other"), "--listen", addr, "--sync-listen", "off", "--discover=false"}, nil, &stdout, &lockedBuffer{})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("serve on a taken address: %v, want an immediate listen error", err)
 	}
@@ -93,7 +93,7 @@ func TestServe(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(t.Context())
 	var stderr2 lockedBuffer
 	go func() {
-		done <- run(ctx2, []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--sync-listen", "off"}, nil, &stdout, &stderr2)
+		done <- run(ctx2, []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--sync-listen", "off", "--discover=false"}, nil, &stdout, &stderr2)
 	}()
 	for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr2.String(), "setup code") && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
