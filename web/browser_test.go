@@ -240,8 +240,8 @@ func newTab(t *testing.T, b context.Context, name string, js bool) *tab {
 	return p
 }
 
-// timeout bounds one step of a tab.
-const stepTimeout = 15 * time.Second
+// stepTimeout bounds one step of a tab: only a hang, on a loaded machine.
+const stepTimeout = 45 * time.Second
 
 func (p *tab) step() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(p.ctx, stepTimeout)
@@ -557,7 +557,7 @@ func TestBrowserFlows(t *testing.T) {
 			refresh := func(sel string) {
 				t.Helper()
 				if js {
-					m.waitFor(sel, 10*time.Second) // live, by server-sent events
+					m.waitFor(sel, stepTimeout) // live, by server-sent events
 				} else {
 					m.reload()
 					if m.count(sel) == 0 {

@@ -65,7 +65,7 @@ func exchange(t *testing.T, a, b lora.Modem, n int) {
 		if err := from.Send(t.Context(), frame); err != nil {
 			t.Fatalf("frame %d: send: %v", i, err)
 		}
-		p, err := recvWithin(t, to, 3*time.Second)
+		p, err := recvWithin(t, to, 30*time.Second)
 		if err != nil {
 			t.Fatalf("frame %d: recv: %v", i, err)
 		}
@@ -122,7 +122,7 @@ func TestPTYFaults(t *testing.T) {
 	if err := a.Send(t.Context(), []byte("after noise")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := recvWithin(t, b, 3*time.Second)
+	p, err := recvWithin(t, b, 30*time.Second)
 	if err != nil || string(p.Data) != "after noise" {
 		t.Fatalf("after garbage: %q, %v", p.Data, err)
 	}
@@ -135,7 +135,7 @@ func TestPTYFaults(t *testing.T) {
 	if err := a.Send(t.Context(), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	_, err = recvWithin(t, a, 3*time.Second)
+	_, err = recvWithin(t, a, 30*time.Second)
 	var me *lora.ModemError
 	if !errors.As(err, &me) || !errors.Is(err, lora.ErrModem) || me.Code != 0x02 {
 		t.Fatalf("tx failure: %v", err)
@@ -176,7 +176,7 @@ func TestRF95Faults(t *testing.T) {
 	t.Logf("status: %v", err)
 	p.FailTX(false)
 	p.Inject([]byte("+RX 3,zz,1,2\r\n+RX 2,4142,-80,5.5\r\n"))
-	pk, err := recvWithin(t, m, 2*time.Second)
+	pk, err := recvWithin(t, m, 30*time.Second)
 	if err != nil || string(pk.Data) != "AB" || pk.RSSI != -80 || pk.SNR != 5.5 {
 		t.Fatalf("after a bad +RX: %+v, %v", pk, err)
 	}
