@@ -32,10 +32,14 @@ func TestBackupUnderLoad(t *testing.T) {
 	// The load: a loop of sends and exports in other processes.
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int)
+	loaded := make(chan struct{}) // the first send of the load is in
 	go func() {
 		i := 0
 		for ctx.Err() == nil {
 			exec.CommandContext(ctx, ferryBin, "send", "--data", river.data, "--from", "carl", "--to", "ben@hill", fmt.Sprintf("during %d", i)).Run()
+			if i == 0 {
+				close(loaded)
+			}
 			if i%5 == 4 {
 				exec.CommandContext(ctx, ferryBin, "export", "--data", river.data, "--to", "hill", "--out", filepath.Join(root, "stick")).Run()
 			}
@@ -43,7 +47,12 @@ func TestBackupUnderLoad(t *testing.T) {
 		}
 		done <- i
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// However slow the machine, the backup starts with the load running.
+	select {
+	case <-loaded:
+	case <-time.After(time.Minute): // only bounds a hang
+		t.Fatal("the load's first send did not end within a minute")
+	}
 	backup := filepath.Join(root, "usb", "ferry-backup")
 	out := mustFerry(t, "backup", "--data", river.data, "--out", backup)
 	time.Sleep(200 * time.Millisecond)
