@@ -58,6 +58,9 @@ type Node struct {
 	stmts stmtCache
 	// reads holds read marks not yet written.
 	reads readMarks
+	// routing is the routing policy (node/routing.go).
+	routeMu sync.Mutex
+	routing Routing
 }
 
 // Init creates a node named name in dir, which must be empty or absent.

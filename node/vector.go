@@ -298,6 +298,7 @@ type Policy struct {
 	self    bundle.NodeID
 	trusted map[bundle.NodeID]bool
 	now     time.Time
+	quota   *carryQuota
 }
 
 // Policy returns the node's current policy.
@@ -309,6 +310,9 @@ func (n *Node) Policy(ctx context.Context) (*Policy, error) {
 	p := &Policy{self: n.ID(), trusted: make(map[bundle.NodeID]bool, len(ps)), now: n.now()}
 	for _, peer := range ps {
 		p.trusted[peer.ID] = true
+	}
+	if p.quota, err = n.carryQuota(ctx); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -27,6 +27,10 @@ type Options struct {
 	Progress func(Progress)
 	// Logger receives the sync's log; nil discards it.
 	Logger *slog.Logger
+	// Capacity, if positive, is the most bundle bytes the stick may hold,
+	// whatever its free space (a stick shared with other files, or a
+	// simulated one).
+	Capacity int64
 }
 
 // Progress reports a sync under way.
@@ -103,12 +107,14 @@ func Sync(ctx context.Context, n *node.Node, root string, opts Options) (*Report
 	if s.rep.Debris, err = s.l.sweepDebris(); err != nil {
 		return nil, err
 	}
-	for _, step := range []func(context.Context) error{s.readInventories, s.importBundles, s.exportBundles, s.writeInventory, s.prune} {
+	steps := []func(context.Context) error{s.readInventories, s.importBundles, s.readRoutes,
+		s.exportBundles, s.writeInventory, s.writeRoutes, s.prune}
+	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return s.rep, err
 		}
 	}
-	s.rep.Free = freeSpace(root)
+	s.rep.Free = s.free()
 	s.rep.Finished = n.Now()
 	return s.rep, nil
 }
@@ -121,6 +127,11 @@ type syncer struct {
 	rep     *Report
 	invs    map[bundle.NodeID]*Inventory
 	onStick map[bundle.ID]*stickBundle
+	// reach is what the nodes this stick meets can deliver to, from
+	// their inventories and routing summaries; delivered, the bundles
+	// they know delivered (usb/routes.go).
+	reach     map[bundle.NodeID]float64
+	delivered map[node.SeqRef]bool
 }
 
 // readInventories reads the inventories of trusted nodes; others are
@@ -303,7 +314,8 @@ func (s *syncer) ingest(ctx context.Context, path string, id bundle.ID) error {
 	var refused *node.RefusedError
 	switch {
 	case errors.As(err, &refused):
-		if errors.Is(err, node.ErrUnknownSigner) || errors.Is(err, node.ErrCannotCarry) {
+		if errors.Is(err, node.ErrUnknownSigner) || errors.Is(err, node.ErrCannotCarry) ||
+			errors.Is(err, node.ErrCarryQuota) || errors.Is(err, node.ErrDirectOnly) {
 			s.rep.Left = append(s.rep.Left, Issue{File: s.rel(path), Reason: refused.Reason.Error()})
 			return nil
 		}
@@ -389,6 +401,15 @@ func (s *syncer) exportBundles(ctx context.Context) error {
 	}
 	// Keep room for this node's inventory, written after the export.
 	reserve := s.reserve() + s.inventoryEstimate(ctx)
+	// The routing policy chooses what goes, and in which order.
+	todo, err = s.n.Plan(ctx, node.Contact{Medium: "usb", Capacity: max(s.free()-reserve, 1), Reach: s.reach}, todo)
+	if err != nil {
+		return err
+	}
+	total = 0
+	for _, b := range todo {
+		total += b.Size
+	}
 	var done int64
 	var exported []bundle.ID
 	s.progress("export", 0, total)
@@ -396,7 +417,7 @@ func (s *syncer) exportBundles(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if free := freeSpace(s.l.root); free >= 0 && b.Size > free-reserve {
+		if free := s.free(); free >= 0 && b.Size > free-reserve {
 			s.rep.NotFitted++
 			s.rep.NotFittedBytes += b.Size
 			continue
@@ -417,7 +438,7 @@ func (s *syncer) exportBundles(ctx context.Context) error {
 		s.rep.Exported++
 		s.rep.ExportedBytes += b.Size
 		s.onStick[b.ID] = &stickBundle{path: s.l.bundlePath(b.ID), size: b.Size,
-			h: bundle.Header{Dest: b.Dest, Expires: b.Expires, Source: b.Source}}
+			h: bundle.Header{Dest: b.Dest, Expires: b.Expires, Source: b.Source, Seq: b.Seq}}
 	}
 	return s.n.MarkCarried(ctx, bundle.NodeID{}, "usb", append(carried, exported...))
 }
@@ -460,6 +481,9 @@ func isNoSpace(err error) bool {
 func (s *syncer) reserve() int64 {
 	if s.opts.Reserve > 0 {
 		return s.opts.Reserve
+	}
+	if s.opts.Capacity > 0 {
+		return s.opts.Capacity / 50
 	}
 	size := totalSpace(s.l.root)
 	return min(max(size/50, 1<<20), 64<<20)
@@ -510,7 +534,7 @@ func (s *syncer) nodeName(ctx context.Context, id bundle.NodeID) string {
 func (s *syncer) prune(ctx context.Context) error {
 	now := s.n.Now()
 	for id, sb := range s.onStick {
-		gone := sb.h.Expired(now)
+		gone := sb.h.Expired(now) || s.delivered[node.SeqRef{Source: sb.h.Source, Seq: sb.h.Seq}]
 		if !gone && sb.h.Dest.Type == bundle.DestNode {
 			if inv, ok := s.invs[bundle.NodeID(sb.h.Dest.ID)]; ok && inv.Holds(id) {
 				gone = true
