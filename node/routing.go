@@ -123,9 +123,12 @@ type Contact struct {
 	Reach map[bundle.NodeID]float64
 }
 
-// Narrow reports whether the contact can carry only a few kilobytes.
+// Narrow reports whether the contact is a link that carries only a few
+// kilobytes: LoRa, BLE, or a live link with a small capacity. (A stick
+// that is nearly full is not narrow: what does not fit waits.)
 func (c Contact) Narrow() bool {
-	return c.Medium == "lora" || c.Medium == "ble" || c.Capacity > 0 && c.Capacity < NarrowCapacity
+	return c.Medium == "lora" || c.Medium == "ble" ||
+		c.Peer != (bundle.NodeID{}) && c.Capacity > 0 && c.Capacity < NarrowCapacity
 }
 
 func (c Contact) reach(dest bundle.Destination) float64 {
@@ -491,7 +494,8 @@ func (n *Node) RoutesSummary(ctx context.Context, delivered int) (*Routes, error
 // LearnRoutes takes in a trusted node's routing summary: an encounter
 // with it (once per summary: a stick may show the same one again), the
 // transitive predictabilities, and the bundles it knows delivered, whose
-// bodies this node then drops. It returns how many bodies it dropped.
+// bodies this node then drops (except under plain epidemic routing). It
+// returns how many bodies it dropped.
 func (n *Node) LearnRoutes(ctx context.Context, r *Routes) (int, error) {
 	if r.Node == n.ID() {
 		return 0, nil
@@ -516,6 +520,9 @@ func (n *Node) LearnRoutes(ctx context.Context, r *Routes) (int, error) {
 		}); err != nil {
 			return 0, err
 		}
+	}
+	if n.Routing().Mode == RouteEpidemic {
+		return 0, nil // plain epidemic routing: no delivered news
 	}
 	return n.settleDelivered(ctx, r.Delivered)
 }

@@ -83,6 +83,9 @@ func (s *syncer) readRoutes(ctx context.Context) error {
 				s.reach[d] = pd
 			}
 		}
+		if s.n.Routing().Mode == node.RouteEpidemic {
+			continue // plain epidemic routing: no delivered news
+		}
 		for _, d := range r.Delivered {
 			s.delivered[d] = true
 		}
