@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 func init() {
 	node.RegisterRecordHandler(bundle.RecordArchiveChunk, applyChunk)
 	node.RegisterRecordHandler(bundle.RecordArchiveManifest, applyManifest)
+	node.RegisterRecordHandler(bundle.RecordArchiveDelta, applyDelta)
 }
 
 // applyChunk stores one chunk of a bundle for this node. A chunk written
@@ -53,12 +55,25 @@ func applyManifest(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Head
 	if err != nil {
 		return err
 	}
+	return acceptManifest(ctx, n, tx, h, m, nil)
+}
+
+// acceptManifest checks m's signature, lets before (if not nil) add
+// chunks to the store, stores m, complete when every file rebuilt from
+// the store matches it, and notes that the sender holds its chunks.
+func acceptManifest(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header, m *bundle.ArchiveManifest,
+	before func(st *Store) error) error {
 	if err := m.Verify(); err != nil {
 		return &bundle.FormatError{Field: "archive manifest", Reason: err.Error()}
 	}
 	st, err := OpenStore(storeDir(n.Dir()))
 	if err != nil {
 		return err
+	}
+	if before != nil {
+		if err := before(st); err != nil {
+			return err
+		}
 	}
 	if err := st.syncDirs(); err != nil {
 		return fmt.Errorf("archive: %w", err)
@@ -78,7 +93,74 @@ func applyManifest(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Head
 			return err
 		}
 	}
+	// The sender holds the manifest too: a later delta may use it as base.
+	body, err := m.AppendBinary(nil)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(body)
+	if _, err := stmt.ExecContext(ctx, h.Source[:], sum[:]); err != nil {
+		return err
+	}
 	return acknowledge(ctx, n, tx, h)
+}
+
+// applyDelta decodes a new snapshot against the base snapshot it names
+// (this node must hold it), rebuilds from the base and the delta's file
+// patches the chunks it lacks, and accepts the snapshot like a manifest.
+func applyDelta(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header, body io.Reader) error {
+	b, err := io.ReadAll(body) // bounded by the bundle's record size limit
+	if err != nil {
+		return err
+	}
+	d, err := bundle.ParseArchiveDelta(b)
+	if err != nil {
+		return err
+	}
+	baseBody, err := manifestByHash(ctx, tx, d.Item, d.Base)
+	if err != nil {
+		return err
+	}
+	base, err := bundle.ParseArchiveManifest(baseBody)
+	if err != nil {
+		return err
+	}
+	mb, err := decodeAgainst(baseBody, d.Manifest, bundle.DefaultMaxRecordSize)
+	if err != nil {
+		return err
+	}
+	m, err := bundle.ParseArchiveManifest(mb)
+	if err != nil {
+		return err
+	}
+	if m.Item != d.Item {
+		return &bundle.FormatError{Field: "archive delta", Reason: "the manifest is of another item"}
+	}
+	return acceptManifest(ctx, n, tx, h, m, func(st *Store) error { return applyDeltaFiles(st, m, base, d) })
+}
+
+// manifestByHash returns the encoding of the snapshot of item whose
+// SHA-256 is sum. Not holding it refuses the delta: its sender believed
+// this node holds it (this node lost it, e.g. restored an old backup).
+func manifestByHash(ctx context.Context, tx *sql.Tx, item [16]byte, sum [32]byte) ([]byte, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT body FROM archive_manifests WHERE item = ?`, item[:])
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		if sha256.Sum256(body) == sum {
+			return body, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return nil, &bundle.FormatError{Field: "archive delta", Reason: fmt.Sprintf("base snapshot %x of item %x is not held here", sum[:8], item)}
 }
 
 // acknowledge queues, once per bundle, a "delivered" receipt to its

@@ -43,6 +43,19 @@ type AddReport struct {
 // safely on every system (see [bundle.ValidArchivePath]) refuses the
 // whole snapshot with the reason.
 func Add(ctx context.Context, n *node.Node, path string, item *[16]byte, meta Meta) (*AddReport, error) {
+	rep, err := snapshot(ctx, n, path, item, meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := saveManifest(ctx, n.DB(), rep.Manifest, true, n.Now()); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// snapshot chunks the tree at path into the store and signs its
+// manifest, without entering it in the archive.
+func snapshot(ctx context.Context, n *node.Node, path string, item *[16]byte, meta Meta) (*AddReport, error) {
 	m := &bundle.ArchiveManifest{Version: 1, Created: n.Now().Truncate(time.Millisecond).UTC(), Title: meta.Title,
 		Description: meta.Description, Tags: meta.Tags, Lang: meta.Lang, Source: meta.Source}
 	if item != nil {
@@ -112,9 +125,6 @@ func Add(ctx context.Context, n *node.Node, path string, item *[16]byte, meta Me
 	}
 	if err := m.Sign(n.Identity().Sign); err != nil {
 		return nil, fmt.Errorf("archive: add %s: %w", path, err)
-	}
-	if err := saveManifest(ctx, n.DB(), m, true, n.Now()); err != nil {
-		return nil, err
 	}
 	return rep, nil
 }

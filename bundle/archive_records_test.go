@@ -138,3 +138,86 @@ func FuzzArchiveManifest(f *testing.F) {
 		}
 	})
 }
+
+func testDelta() *bundle.ArchiveDelta {
+	return &bundle.ArchiveDelta{Item: [16]byte{1}, Base: [32]byte{2}, Manifest: []byte("zstd frame"),
+		Files: []bundle.ArchiveFilePatch{
+			{File: 0, Kind: bundle.ArchivePatchLiteral, Data: []byte("<html>new</html>")},
+			{File: 7, Kind: bundle.ArchivePatchZstd, Base: 5, Data: []byte{0x28, 0xb5, 0x2f, 0xfd}},
+			{File: 300, Kind: bundle.ArchivePatchLiteral},
+		}}
+}
+
+func TestArchiveDeltaRoundTrip(t *testing.T) {
+	if bundle.RecordArchiveDelta != 0x12 || bundle.ArchiveDeltaMagic != "FERRYAD\x01" || bundle.MaxArchivePatchFile != 8<<20 ||
+		bundle.ArchivePatchLiteral != 0 || bundle.ArchivePatchZstd != 1 {
+		t.Fatal("archive delta wire constants changed")
+	}
+	d := testDelta()
+	b, err := d.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bundle.ParseArchiveDelta(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := got.AppendBinary(nil)
+	if !bytes.Equal(b, b2) || len(got.Files) != 3 || got.Files[1].Base != 5 || string(got.Files[0].Data) != "<html>new</html>" {
+		t.Fatalf("round trip differs: %+v", got)
+	}
+	hostile := []func(d *bundle.ArchiveDelta){
+		func(d *bundle.ArchiveDelta) { d.Files[1].File = 0 },                     // not ascending
+		func(d *bundle.ArchiveDelta) { d.Files[1].Kind = 7 },                     // unknown kind
+		func(d *bundle.ArchiveDelta) { d.Files[0].Base = 3 },                     // a literal with a base
+		func(d *bundle.ArchiveDelta) { d.Files[1].Data = nil },                   // empty patch
+		func(d *bundle.ArchiveDelta) { d.Manifest = nil },                        // no manifest
+		func(d *bundle.ArchiveDelta) { d.Files[2].File = 1 << 20 },               // index over the file limit
+		func(d *bundle.ArchiveDelta) { d.Files[0].Data = make([]byte, 8<<20+1) }, // over the patch limit
+	}
+	for i, f := range hostile {
+		d := testDelta()
+		f(d)
+		if _, err := d.AppendBinary(nil); err == nil {
+			t.Errorf("hostile delta %d encoded", i)
+		}
+	}
+	// Truncations, declared sizes with nothing behind them, and trailing
+	// bytes are refused.
+	for i := range b {
+		if _, err := bundle.ParseArchiveDelta(b[:i]); err == nil {
+			t.Fatalf("truncated at %d accepted", i)
+		}
+	}
+	if _, err := bundle.ParseArchiveDelta(append(b, 0)); err == nil {
+		t.Fatal("trailing byte accepted")
+	}
+	head := b[:len(bundle.ArchiveDeltaMagic)+48]
+	bomb := append(append([]byte(nil), head...), 0x80, 0x80, 0x80, 0x20) // a 64 MiB manifest, absent
+	if _, err := bundle.ParseArchiveDelta(bomb); err == nil {
+		t.Fatal("manifest bomb accepted")
+	}
+	bomb = append(append([]byte(nil), head...), 0x01, 0x00, 0xff, 0xff, 0x3f) // ~1M files, no bytes
+	if _, err := bundle.ParseArchiveDelta(bomb); err == nil || !strings.Contains(err.Error(), "remaining bytes") {
+		t.Fatalf("file bomb: %v", err)
+	}
+}
+
+func FuzzArchiveDelta(f *testing.F) {
+	b, _ := testDelta().AppendBinary(nil)
+	f.Add(b)
+	f.Add([]byte(bundle.ArchiveDeltaMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := bundle.ParseArchiveDelta(b)
+		if err != nil {
+			return
+		}
+		b2, err := d.AppendBinary(nil)
+		if err != nil {
+			t.Fatalf("parsed delta does not encode: %v", err)
+		}
+		if !bytes.Equal(b, b2) {
+			t.Fatal("round trip differs")
+		}
+	})
+}

@@ -306,3 +306,39 @@ func FuzzParseFileHeader(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseAttachmentHeader(f *testing.F) {
+	for _, b := range recordSeeds(f, bundle.RecordAttachment) {
+		f.Add(b)
+	}
+	for _, h := range []bundle.AttachmentHeader{
+		{Seq: 1, Name: "a"},
+		{Seq: 1 << 40, Size: bundle.MaxAttachmentSize, Name: "../../etc/passwd", Type: "text/html"},
+	} {
+		b, err := h.AppendBinary(nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(append(b, "file bytes"...))
+	}
+	f.Add([]byte("\x01\xff\xff\xff\xff\x0f"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, n, err := bundle.ParseAttachmentHeader(b)
+		if err != nil {
+			return
+		}
+		if n < 0 || n > len(b) || n > bundle.MaxAttachmentHeader {
+			t.Fatalf("parsed %d bytes of %d", n, len(b))
+		}
+		if h.Size > bundle.MaxAttachmentSize || h.Name == "" {
+			t.Fatalf("accepted %+v", h)
+		}
+		out, err := h.AppendBinary(nil)
+		if err != nil {
+			t.Fatalf("parsed %x, but it does not encode: %v", b[:n], err)
+		}
+		if !bytes.Equal(out, b[:n]) {
+			t.Fatalf("parsed %x, encodes as %x", b[:n], out)
+		}
+	})
+}

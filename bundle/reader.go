@@ -284,19 +284,46 @@ func (p *payloadReader) drain() error {
 
 var decoders sync.Pool
 
+// newDecoders asks the goroutine started by init for a new decoder. A
+// zstd.Decoder holds channels, and a channel made inside a
+// testing/synctest bubble may not be used outside it: pooled decoders
+// are made outside every bubble, so that tests running nodes on a
+// virtual clock (package lora) share the pool safely.
+// Both channels are made here, outside any bubble; decoders are
+// interchangeable, so concurrent callers may take each other's.
+var (
+	askDecoder = make(chan struct{})
+	newDecoder = make(chan decoderOrErr)
+)
+
+type decoderOrErr struct {
+	d   *zstd.Decoder
+	err error
+}
+
+func init() {
+	go func() {
+		for range askDecoder {
+			d, err := zstd.NewReader(nil,
+				zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxWindow(maxWindow),
+				zstd.WithDecoderLowmem(true),
+			)
+			newDecoder <- decoderOrErr{d, err}
+		}
+	}()
+}
+
 func getDecoder() (*zstd.Decoder, error) {
 	if d, ok := decoders.Get().(*zstd.Decoder); ok {
 		return d, nil
 	}
-	d, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxWindow(maxWindow),
-		zstd.WithDecoderLowmem(true),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: decompress: %w", err)
+	askDecoder <- struct{}{}
+	r := <-newDecoder
+	if r.err != nil {
+		return nil, fmt.Errorf("bundle: decompress: %w", r.err)
 	}
-	return d, nil
+	return r.d, nil
 }
 
 func putDecoder(d *zstd.Decoder) {

@@ -27,6 +27,8 @@ func (t RecordType) String() string {
 		return "receipt"
 	case RecordFile:
 		return "file"
+	case RecordAttachment:
+		return "attachment"
 	}
 	return fmt.Sprintf("record(0x%x)", uint64(t))
 }

@@ -66,6 +66,8 @@ func TestGenerateVectors(t *testing.T) {
 
 	vs := append(g.successes(), g.headerFailures()...)
 	vs = append(vs, g.payloadFailures()...)
+	// Made last, so that the randomness of the vectors above stays the same.
+	vs = append(vs, g.attachment())
 	old, err := filepath.Glob(filepath.Join(vectorDir, "*"))
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +126,28 @@ func (g *generator) baseRecords() []openedRecord {
 	fh := bundle.FileHeader{Path: "notes/roads.txt", Size: uint64(len(file))}
 	recs = append(recs, openedRecord{bundle.RecordFile, append(g.must(fh.AppendBinary(nil)), file...)})
 	return recs
+}
+
+// attachment is a direct message with a file attached: the message record,
+// then the attachment record that names it by its seq.
+func (g *generator) attachment() *vector {
+	at := time.Date(2026, 3, 14, 9, 26, 53, 589_000_000, time.UTC)
+	m := bundle.Message{Seq: 9, Created: at, From: "ada", To: "grace", Body: "The map of the new road."}
+	file := []byte("P1\n3 2\n0 1 0\n1 0 1\n")
+	ah := bundle.AttachmentHeader{Seq: 9, Size: uint64(len(file)), Hash: sha256.Sum256(file), Name: "road map.pbm", Type: "image/x-portable-bitmap"}
+	recs := []openedRecord{
+		{bundle.RecordMessage, g.must(m.AppendBinary(nil))},
+		{bundle.RecordAttachment, append(g.must(ah.AppendBinary(nil)), file...)},
+	}
+	b, _ := g.write(g.baseHeader(), recs, g.identity.Recipient())
+	var types []string
+	for _, r := range recs {
+		types = append(types, r.typ.String())
+	}
+	return &vector{name: "attachment", expect: expectSuccess, id: g.bundleID(b), records: types,
+		content: contentHash(recs), bundle: b, comments: []string{
+			"A direct message and a file attached to it (RecordAttachment 0x04): seq, size,",
+			"SHA-256, name and type, then the file's bytes. A receiver checks the hash."}}
 }
 
 func (g *generator) must(b []byte, err error) []byte {

@@ -101,6 +101,8 @@ func TestWireConstants(t *testing.T) {
 		{"RecordMessage", uint64(bundle.RecordMessage), 0x01},
 		{"RecordReceipt", uint64(bundle.RecordReceipt), 0x02},
 		{"RecordFile", uint64(bundle.RecordFile), 0x03},
+		{"RecordAttachment", uint64(bundle.RecordAttachment), 0x04},
+		{"MaxAttachmentSize", bundle.MaxAttachmentSize, 52428800},
 		{"ReceiptDelivered", uint64(bundle.ReceiptDelivered), 0x01},
 		{"ReceiptRead", uint64(bundle.ReceiptRead), 0x02},
 		{"ReceiptFailed", uint64(bundle.ReceiptFailed), 0x03},
@@ -205,5 +207,38 @@ func TestWireFileHeader(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("file header encodes as\n%x\nwant\n%x", got, want)
+	}
+}
+
+func TestWireAttachmentHeader(t *testing.T) {
+	h := bundle.AttachmentHeader{Seq: 300, Size: 5, Name: "a.txt", Type: "text/plain"}
+	copy(h.Hash[:], bytes.Repeat([]byte{0x77}, 32))
+	want := unhex(t,
+		"ac 02",                            // seq 300
+		"05",                               // size
+		strings.Repeat("77", 32),           // SHA-256
+		"05 61 2e 74 78 74",                // name
+		"0a 74 65 78 74 2f 70 6c 61 69 6e", // type
+	)
+	got, err := h.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("attachment header encodes as\n%x\nwant\n%x", got, want)
+	}
+	back, n, err := bundle.ParseAttachmentHeader(append(got, "hello"...))
+	if err != nil || n != len(got) || *back != h {
+		t.Errorf("parsed back %+v, %d bytes, %v", back, n, err)
+	}
+	for _, bad := range []bundle.AttachmentHeader{
+		{Seq: 1, Size: bundle.MaxAttachmentSize + 1, Name: "a"},
+		{Seq: 1, Name: ""},
+		{Seq: 1, Name: strings.Repeat("x", bundle.MaxAttachmentName+1)},
+		{Seq: 1, Name: "a", Type: "\xff"},
+	} {
+		if _, err := bad.AppendBinary(nil); err == nil {
+			t.Errorf("%+v encoded", bad)
+		}
 	}
 }

@@ -10,7 +10,37 @@ import (
 	"ferry/carriers/carriertest"
 	"ferry/lora"
 	"ferry/lora/emulator"
+	"ferry/node"
 )
+
+// TestConformance runs the carriers conformance suite over Links on
+// emulated radios: SF7/500 kHz in the 10 % sub-band with 5 % random frame
+// loss, each case in a synctest bubble (hours of airtime on the virtual
+// clock), its data sizes ÷ 32 (64 KB for the resume, 32 KB for the stall)
+// and its time bounds × 600 (a turn takes seconds: a session gets 10 h,
+// a stalled peer is noticed within 100 min).
+func TestConformance(t *testing.T) {
+	p := lora.Params{SF: 7, Bandwidth: 500000, CR: 1, Frequency: 869_525_000}
+	carriertest.Run(t, carriertest.Harness{
+		Bubble: synctest.Test,
+		Shrink: 32,
+		Slow:   600,
+		Connect: func(t testing.TB, a, b *node.Node) (carriers.Link, carriers.Link) {
+			air := emulator.New(emulator.Config{Loss: emulator.Random{P: 0.05}, Seed: 11})
+			ma, _ := air.Modem("a", p)
+			mb, _ := air.Modem("b", p)
+			start := time.Now()
+			t.Cleanup(func() {
+				ma.Close()
+				mb.Close()
+				t.Logf("on air: %+v frames, %v virtual", air.Counts(), time.Since(start).Round(time.Second))
+			})
+			la := lora.NewLink(lora.LinkConfig{Modem: ma, Params: p, Budget: lora.NewBudget(lora.EU868Sub10), Initiator: true, Remote: b.Name()})
+			lb := lora.NewLink(lora.LinkConfig{Modem: mb, Params: p, Budget: lora.NewBudget(lora.EU868Sub10), Remote: a.Name()})
+			return la, lb
+		},
+	})
+}
 
 // TestSyncOverLoRa runs carriers.Sync between two real nodes over Links
 // on emulated radios (SF7/500 kHz, 10 % sub-band, 10 % random loss), on

@@ -117,6 +117,18 @@ func (l *Link) Send(frame []byte) error {
 	return nil
 }
 
+// Queue returns the bytes of session frames not yet sent or not yet
+// acknowledged by the peer.
+func (l *Link) Queue() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.out)
+	for _, s := range l.order {
+		n += len(l.unacked[s])
+	}
+	return n
+}
+
 // Recv returns the next frame from the peer.
 func (l *Link) Recv() ([]byte, error) {
 	l.mu.Lock()

@@ -65,6 +65,7 @@ type Stats struct {
 	Skipped        int64 // bytes or lines from the port that made no sense
 	RSSI           int   // of the last frame received, dBm
 	SNR            float64
+	Heard          time.Time // when the last frame arrived
 }
 
 // commandTimeout is how long a driver waits for a command's answer.

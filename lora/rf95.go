@@ -85,6 +85,7 @@ func (m *RF95) read(br *bufio.Reader) {
 			m.mu.Lock()
 			m.stats.Received++
 			m.stats.RSSI, m.stats.SNR = p.RSSI, p.SNR
+			m.stats.Heard = time.Now()
 			m.mu.Unlock()
 			select {
 			case m.rx <- p:

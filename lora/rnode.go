@@ -101,6 +101,7 @@ func (r *RNode) read() {
 			r.stats.Received++
 			p := Packet{Data: append([]byte(nil), data...), RSSI: r.rssi, SNR: r.snr}
 			r.stats.RSSI, r.stats.SNR = r.rssi, r.snr
+			r.stats.Heard = time.Now()
 			r.mu.Unlock()
 			select {
 			case r.rx <- p:

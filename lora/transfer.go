@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -175,23 +176,64 @@ func Send(ctx context.Context, c TransferConfig, id uint32, data []byte) error {
 	offer = append(offer, sum[:]...)
 	sent, acked := make([]bool, n), make([]bool, n)
 	burst := c.burst()
-	misses := 0
+	misses, acks := 0, 0
 	var pending []int // fragments of the last burst
+	merge := func(f frame) {
+		for k := range n {
+			if k/8 < len(f.body) && f.body[k/8]&(1<<(k%8)) != 0 {
+				acked[k] = true
+			}
+		}
+	}
 	for {
 		// Our turn: after an ACK, send a burst; without one, offer (poll).
+		need := TimeOnAir(c.Params, len(offer))
+		if pending != nil {
+			need = time.Duration(len(pending)) * TimeOnAir(c.Params, MaxFrame)
+		}
+		if err := c.Budget.Wait(ctx, need); err != nil {
+			return err
+		}
+		// ACKs heard while the budget held us answer an earlier turn (the
+		// peer ACKs on its own when our turn's last frame is lost): they
+		// count, but are not the answer to the turn about to start, or
+		// the sender would resend a burst that arrived.
+		for {
+			f, err := c.recv(ctx, time.Millisecond)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if !errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
+				break
+			}
+			if f.typ == TypeAck && f.id == id {
+				merge(f)
+			}
+		}
+		if pending != nil {
+			keep := pending[:0]
+			for _, k := range pending {
+				if !acked[k] {
+					keep = append(keep, k)
+				}
+			}
+			pending = keep
+			if len(pending) == 0 {
+				if !slices.Contains(acked, false) {
+					return nil
+				}
+				pending = nil
+			}
+		}
 		if pending == nil {
 			c.Stats.Offers++
 			if err := c.send(ctx, offer); err != nil {
 				return err
 			}
 		} else {
-			var need time.Duration
-			for range pending {
-				need += TimeOnAir(c.Params, MaxFrame)
-			}
-			if err := c.Budget.Wait(ctx, need); err != nil {
-				return err
-			}
 			for i, k := range pending {
 				lo, hi := k*FragmentSize, min((k+1)*FragmentSize, len(data))
 				b := appendFrame(nil, TypeData, i == len(pending)-1, id, uint16(k), data[lo:hi])
@@ -221,18 +263,27 @@ func Send(ctx context.Context, c TransferConfig, id uint32, data []byte) error {
 			if misses > c.retries() {
 				return fmt.Errorf("%w: %d turns without an ACK for transfer %08x", ErrNoPeer, misses, id)
 			}
-			pending = nil // poll with an OFFER
+			// The ACK was lost (or the burst's last frame). Once the
+			// receiver has the transfer open, the turn is better spent on
+			// fragments never sent than on a poll: the ACK after them
+			// reports the earlier ones too. Only when none are left, or
+			// after two silent turns, poll with an OFFER.
+			pending = nil
+			if acks > 0 && misses < 3 {
+				for k := 0; k < n && len(pending) < burst; k++ {
+					if !sent[k] {
+						pending = append(pending, k)
+					}
+				}
+			}
 			continue
 		}
 		misses = 0
+		acks++
 		c.Stats.Acks++
 		// Arrived fragments stay arrived (the receiver stores them before
-		// it acknowledges), so ACKs merge: a stale one costs nothing.
-		for k := range n {
-			if k/8 < len(f.body) && f.body[k/8]&(1<<(k%8)) != 0 {
-				acked[k] = true
-			}
-		}
+		// it acknowledges), so ACKs merge.
+		merge(f)
 		pending = pending[:0]
 		for k := 0; k < n && len(pending) < burst; k++ {
 			if !acked[k] {

@@ -23,10 +23,15 @@ type ends struct {
 	sent, recv lora.TransferStats
 	burst      int
 	retries    int
+	answer     bool // the receiver keeps answering after it completes
 }
 
 func newEnds(loss emulator.LossModel, reg lora.Region) *ends {
-	e := &ends{air: emulator.New(emulator.Config{Loss: loss, Seed: 3})}
+	return newEndsSeed(loss, reg, 3)
+}
+
+func newEndsSeed(loss emulator.LossModel, reg lora.Region, seed uint64) *ends {
+	e := &ends{air: emulator.New(emulator.Config{Loss: loss, Seed: seed})}
 	e.a, _ = e.air.Modem("a", sf9)
 	e.b, _ = e.air.Modem("b", sf9)
 	e.ba, e.bb = lora.NewBudget(reg), lora.NewBudget(reg)
@@ -46,11 +51,20 @@ func (e *ends) transfer(ctx context.Context, dir string, id uint32, data []byte)
 	var got []byte
 	var rerr error
 	done := make(chan struct{})
+	sctx, sent := context.WithCancel(ctx)
+	defer sent()
 	go func() {
 		defer close(done)
-		got, rerr = lora.NewReceiver(dir, rc).Receive(ctx)
+		r := lora.NewReceiver(dir, rc)
+		got, rerr = r.Receive(ctx)
+		// A node keeps listening: a sender that missed the last ACK
+		// offers again and is answered from the .done marker.
+		for e.answer && rerr == nil && sctx.Err() == nil {
+			r.Receive(sctx)
+		}
 	}()
 	serr := lora.Send(ctx, sc, id, data)
+	sent()
 	<-done
 	return got, serr, rerr
 }

@@ -1,10 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 
@@ -31,6 +35,11 @@ type applier struct {
 	messages   int
 	receipts   int
 	delivered  []bundle.ID // our bundles confirmed by this bundle's receipts
+	files      int         // attached files stored
+	// placed lists file bodies this bundle put in the files folder; they
+	// are removed again if the ingest does not commit.
+	placed    []string
+	committed bool
 }
 
 // insertBatch is how many messages one INSERT stores. SQLite opens a
@@ -60,7 +69,17 @@ func newApplier(ctx context.Context, n *Node, tx *sql.Tx, id bundle.ID, h *bundl
 		batch: make([]any, 0, insertBatch*insertColumns), users: map[string]bool{}}, nil
 }
 
-func (a *applier) close() { a.stmt.Close() }
+// close releases the statement and, unless the ingest committed, removes
+// the file bodies it placed: no other write can have started using them,
+// since the ingest holds the node's write lock.
+func (a *applier) close() {
+	a.stmt.Close()
+	if !a.committed {
+		for _, p := range a.placed {
+			os.Remove(p)
+		}
+	}
+}
 
 func (a *applier) record(typ bundle.RecordType, body []byte) error {
 	switch typ {
@@ -245,4 +264,91 @@ func ascending(s []uint64) []uint64 {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return slices.Compact(s)
+}
+
+// recordFault wraps an error met while reading a record's bytes: the
+// bundle is damaged or lies, and is refused.
+type recordFault struct{ err error }
+
+func (e *recordFault) Error() string { return e.err.Error() }
+func (e *recordFault) Unwrap() error { return e.err }
+
+// faultReader remembers the first read error of the record it reads, so
+// that a failed copy can be blamed on the bundle or on the disk.
+type faultReader struct {
+	r   io.Reader
+	err error
+}
+
+func (f *faultReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
+	}
+	return n, err
+}
+
+// attachment applies a RecordAttachment of size bytes read from body: the
+// file of a message of this bundle. Its bytes are hashed as they are
+// written and must match the header's hash; a body already stored is kept
+// once. A file for a message that was refused, or that has it already, is
+// skipped.
+func (a *applier) attachment(body io.Reader, size uint64) error {
+	fr := &faultReader{r: body}
+	head := make([]byte, min(size, bundle.MaxAttachmentHeader))
+	if _, err := io.ReadFull(fr, head); err != nil {
+		return &recordFault{err}
+	}
+	h, k, err := bundle.ParseAttachmentHeader(head)
+	if err != nil {
+		return err
+	}
+	if uint64(k)+h.Size != size {
+		return &bundle.FormatError{Field: "attachment", Reason: fmt.Sprintf("record of %d bytes for a file of %d", size, h.Size)}
+	}
+	if !slices.Contains(a.okSeqs, h.Seq) {
+		return nil // its message was refused, or is not in this bundle
+	}
+	if err := a.flush(); err != nil { // its message first
+		return err
+	}
+	var msg int64
+	if err := a.tx.QueryRowContext(a.ctx, `SELECT id FROM messages WHERE origin = ? AND seq = ?`, a.h.Source[:], h.Seq).Scan(&msg); err != nil {
+		return fmt.Errorf("node: attachment of message %d: %w", h.Seq, err)
+	}
+	hash := hex.EncodeToString(h.Hash[:])
+	var dup bool
+	if err := a.tx.QueryRowContext(a.ctx, `SELECT EXISTS (SELECT 1 FROM attachments WHERE message = ? AND hash = ? AND name = ?)`,
+		msg, hash, CleanFileName(h.Name)).Scan(&dup); err != nil {
+		return err
+	}
+	if dup {
+		return nil
+	}
+	blob, err := a.n.StageBlob(io.MultiReader(bytes.NewReader(head[k:]), fr), int64(h.Size))
+	if fr.err != nil {
+		blob.Discard()
+		return &recordFault{fr.err}
+	}
+	if err != nil {
+		return err
+	}
+	if blob.Size != int64(h.Size) || blob.Hash != hash {
+		blob.Discard()
+		return &bundle.FormatError{Field: "attachment", Reason: fmt.Sprintf("file %q does not match its SHA-256", h.Name)}
+	}
+	dst := a.n.blobPath(hash)
+	if _, err := os.Stat(dst); errors.Is(err, os.ErrNotExist) {
+		a.placed = append(a.placed, dst)
+	}
+	if err := a.n.commitBlob(a.ctx, a.tx, blob); err != nil {
+		blob.Discard()
+		return err
+	}
+	if _, err := a.tx.ExecContext(a.ctx, `INSERT INTO attachments (message, name, hash, size, type) VALUES (?, ?, ?, ?, ?)`,
+		msg, CleanFileName(h.Name), hash, int64(h.Size), cleanType(h.Type)); err != nil {
+		return err
+	}
+	a.files++
+	return nil
 }

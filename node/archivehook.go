@@ -57,8 +57,8 @@ func (n *Node) SealRecords(ctx context.Context, dest bundle.NodeID, kind bundle.
 		return bundle.ID{}, 0, fmt.Errorf("node: peer %s: %w", p.Name, err)
 	}
 	self := n.ID()
-	var seq uint64
-	if err := n.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM bundles WHERE source = ?`, self[:]).Scan(&seq); err != nil {
+	seq, err := nextBundleSeq(ctx, n.db, self)
+	if err != nil {
 		return bundle.ID{}, 0, err
 	}
 	now := n.now()

@@ -50,6 +50,9 @@ type Manifest struct {
 	// Missing lists bodies the database snapshot refers to that vanished
 	// before they could be copied (delivered or deleted meanwhile).
 	Missing []string `json:"missing,omitempty"`
+	// SeqFloor is set by Restore (not stored): where the restored node's
+	// new sequence numbers start.
+	SeqFloor uint64 `json:"-"`
 }
 
 // BackupedFile is one file of a backup.
@@ -344,6 +347,12 @@ func Restore(from, dir string) (*Manifest, error) {
 	if n.ID().String() != m.ID {
 		clearDir(dir)
 		return nil, fmt.Errorf("%w: the keys are node %s, the manifest says %s", ErrBadBackup, n.ID().Short(), m.ID)
+	}
+	// The node may have numbered bundles and messages after the backup:
+	// new numbers start above any it can have used (seal.go).
+	if m.SeqFloor, err = n.raiseSeqFloor(context.Background(), time.Now()); err != nil {
+		clearDir(dir)
+		return nil, fmt.Errorf("node: restore: %w", err)
 	}
 	return m, nil
 }

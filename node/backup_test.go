@@ -23,13 +23,7 @@ import (
 // with, with the same identity.
 func TestBackupWhileWriting(t *testing.T) {
 	ctx := t.Context()
-	c := &clock{t: time.Now()}
-	a, b := newNode(t, "river", c), newNode(t, "hill", c)
-	link(t, a, b)
-	to, err := node.ParseAddress("user@hill")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, to := riverAndHill(t, &clock{t: time.Now()})
 	send := func(i int) {
 		if _, err := a.Send(ctx, "user", to, fmt.Sprintf("message %d", i)); err != nil {
 			t.Error(err)

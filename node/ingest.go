@@ -218,6 +218,18 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 			}
 			continue
 		}
+		if rec.Type == bundle.RecordAttachment {
+			if err := ap.attachment(rr, rec.Size); err != nil {
+				var fe *bundle.FormatError
+				var le *bundle.LimitError
+				var rf *recordFault
+				if errors.As(err, &fe) || errors.As(err, &le) || errors.As(err, &rf) {
+					return refuse(err)
+				}
+				return res, err
+			}
+			continue
+		}
 		if rec.Type != bundle.RecordMessage && rec.Type != bundle.RecordReceipt {
 			// A record type from a later version: skipped, so that old
 			// nodes still take in what they understand.
@@ -248,6 +260,7 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("node: commit: %w", err)
 	}
+	ap.committed = true
 	for _, b := range ap.delivered {
 		if err := n.spool.remove(b); err != nil {
 			n.log.Warn("removing delivered bundle", "bundle", b, "err", err)

@@ -58,6 +58,10 @@ type Node struct {
 	stmts stmtCache
 	// reads holds read marks not yet written.
 	reads readMarks
+	// watch tells when the database changed, and roomCache keeps the rooms
+	// until it does (node/roomcache.go).
+	watch     watch
+	roomCache roomCache
 	// routing is the routing policy (node/routing.go).
 	routeMu sync.Mutex
 	routing Routing
@@ -140,7 +144,7 @@ func Open(dir string, opts Options) (*Node, error) {
 }
 
 // Close closes the node's database.
-func (n *Node) Close() error { return errors.Join(n.closeReads(), n.db.Close()) }
+func (n *Node) Close() error { return errors.Join(n.closeReads(), n.closeWatch(), n.db.Close()) }
 
 // ID returns the node's ID.
 func (n *Node) ID() bundle.NodeID { return n.id.ID() }

@@ -20,8 +20,9 @@ type Draft struct {
 	// 0. It must belong to the same conversation.
 	ReplyTo int64
 	Body    string
-	// Attachments are files that go with the message. They stay on this
-	// node: a direct message to another community cannot carry them.
+	// Attachments are files that go with the message. A message to another
+	// community (a direct message, or a post in a room shared with one)
+	// carries them in its bundle: each at most bundle.MaxAttachmentSize.
 	Attachments []NewFile
 	// Quota bounds, in bytes, what the sender may store here with the
 	// attachments counted; 0 means no bound.
@@ -32,9 +33,13 @@ type Draft struct {
 // conversation, or one this node does not have.
 var ErrNotInConversation = errors.New("node: the message replied to is not in this conversation")
 
-// ErrRemoteAttachment means attachments were sent to another community:
-// files do not travel in message bundles yet.
-var ErrRemoteAttachment = errors.New("node: attachments cannot travel to another community yet; share the file here, or send it by other means")
+// MaxRemoteAttachment bounds a file attached to a message for another
+// community, in bytes: it travels in one bundle record.
+const MaxRemoteAttachment = bundle.MaxAttachmentSize
+
+// ErrRemoteAttachment means a file too large to travel in a bundle was
+// attached to a message for another community.
+var ErrRemoteAttachment = fmt.Errorf("node: a file sent to another community may be at most %d MB; share a larger file here, or send it by other means", bundle.MaxAttachmentSize>>20)
 
 // Post stores a message from a local user. A direct message to this node,
 // and a room post, are delivered at once; a direct message to a peer, and
@@ -61,8 +66,10 @@ func (n *Node) Post(ctx context.Context, d Draft) (int64, MessageID, error) {
 		if dest, err = n.nodeID(ctx, d.To.Node); err != nil {
 			return 0, MessageID{}, err
 		}
-		if dest != n.ID() && len(d.Attachments) > 0 {
-			return 0, MessageID{}, ErrRemoteAttachment
+	}
+	if dest != n.ID() || room != nil && len(room.peerIDs) > 0 {
+		if err := n.checkTravel(ctx, d.Attachments); err != nil {
+			return 0, MessageID{}, err
 		}
 	}
 	id := MessageID{Origin: n.ID()}
@@ -213,10 +220,10 @@ func (p *poster) copies(rowid int64, seq uint64, reply replyRef) error {
 	return nil
 }
 
+// nextSeq returns the number of origin's (this node's) next message
+// (seal.go: sequence numbers).
 func nextSeq(ctx context.Context, q querier, origin bundle.NodeID) (uint64, error) {
-	var seq uint64
-	err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE origin = ?`, origin[:]).Scan(&seq)
-	return seq, err
+	return nextMessageSeq(ctx, q, origin)
 }
 
 // nodeID returns the ID of this node or of the peer with that name.
@@ -229,4 +236,21 @@ func (n *Node) nodeID(ctx context.Context, name string) (bundle.NodeID, error) {
 		return bundle.NodeID{}, err
 	}
 	return p.ID, nil
+}
+
+// checkTravel checks that attachments can travel in a bundle: each at most
+// bundle.MaxAttachmentSize, with a name.
+func (n *Node) checkTravel(ctx context.Context, fs []NewFile) error {
+	for _, f := range fs {
+		size := int64(-1)
+		if f.Blob != nil {
+			size = f.Blob.Size
+		} else if err := n.db.QueryRowContext(ctx, `SELECT size FROM blobs WHERE hash = ?`, f.Hash).Scan(&size); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if size > bundle.MaxAttachmentSize {
+			return ErrRemoteAttachment
+		}
+	}
+	return nil
 }

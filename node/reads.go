@@ -21,6 +21,9 @@ const readFlushDelay = time.Second
 type readMarks struct {
 	mu      sync.Mutex
 	pending map[string]map[string]int64 // user → conversation → last read
+	// known holds every mark of the users asked about, stored or pending
+	// (see marksOf).
+	known map[string]*knownMarks
 	timer   *time.Timer
 	closed  bool
 	// flushMu is held while marks are written, so that Close waits for a
@@ -31,28 +34,21 @@ type readMarks struct {
 // MarkRead records that user has read a conversation up to the message
 // with local number upto. Marks only move forward.
 func (n *Node) MarkRead(ctx context.Context, user, conv string, upto int64) error {
-	r := &n.reads
-	r.mu.Lock()
-	pending := r.pending[user][conv]
-	r.mu.Unlock()
-	if upto <= pending {
-		return nil
-	}
-	var stored int64
-	row, err := n.queryRow(ctx, `SELECT last_id FROM reads WHERE user = ? AND conv = ?`, user, conv)
-	if err == nil {
-		err = row.Scan(&stored)
-	}
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	marks, err := n.marksOf(ctx, user)
+	if err != nil {
 		return err
 	}
-	if upto <= stored {
+	if upto <= marks[conv] {
 		return nil
 	}
+	r := &n.reads
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return errors.New("node: closed")
+	}
+	if k := r.known[user]; k != nil {
+		k.marks[conv] = max(k.marks[conv], upto)
 	}
 	if r.pending == nil {
 		r.pending = map[string]map[string]int64{}
@@ -110,6 +106,12 @@ func (n *Node) flushReads() error {
 		r.mu.Unlock()
 	}
 	return err
+}
+
+// knownMarks are a user's read marks as of a data version.
+type knownMarks struct {
+	version int64
+	marks   map[string]int64 // conversation → last read
 }
 
 // closeReads writes the pending marks and takes no more.

@@ -103,39 +103,15 @@ func (n *Node) UpdateRoom(ctx context.Context, name, title, topic string) error 
 
 // Room returns the room of that name.
 func (n *Node) Room(ctx context.Context, name string) (*Room, error) {
-	var r Room
-	var created int64
-	row, err := n.queryRow(ctx, `SELECT id, name, title, topic, created_by, created_at FROM rooms WHERE name = ?`, name)
+	snap, err := n.roomsNow(ctx)
 	if err != nil {
 		return nil, err
 	}
-	err = row.Scan(&r.ID, &r.Name, &r.Title, &r.Topic, &r.CreatedBy, &created)
-	if errors.Is(err, sql.ErrNoRows) {
+	i, ok := snap.byName[name]
+	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownRoom, name)
 	}
-	if err != nil {
-		return nil, err
-	}
-	r.CreatedAt = timeMilli(created)
-	rows, err := n.query(ctx, `SELECT rp.peer, COALESCE(p.name, '') FROM room_peers rp
-		LEFT JOIN peers p ON p.id = rp.peer WHERE rp.room = ? ORDER BY p.name`, r.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id []byte
-		var pname string
-		if err := rows.Scan(&id, &pname); err != nil {
-			return nil, err
-		}
-		if pname == "" {
-			pname = bundle.NodeID(id).Short()
-		}
-		r.peerIDs = append(r.peerIDs, bundle.NodeID(id))
-		r.Peers = append(r.Peers, pname)
-	}
-	return &r, rows.Err()
+	return copyRoom(&snap.rooms[i].Room), nil
 }
 
 // roomVisible is the condition on a messages row m that it shows in room
@@ -144,56 +120,36 @@ func (n *Node) Room(ctx context.Context, name string) (*Room, error) {
 const roomVisible = `m.to_user = r.name AND m.room = 1 AND m.copy_of IS NULL
 	AND (m.origin = ?1 OR m.origin IN (SELECT peer FROM room_peers WHERE room = r.id))`
 
-// roomUnread adds that user ?2 has not read m, by the stored mark or the
-// pending one (?4, see pendingReads).
-const roomUnread = roomVisible + `
-	AND m.id > MAX(COALESCE((SELECT last_id FROM reads WHERE user = ?2 AND conv = 'room:' || r.name), 0),
-		COALESCE(json_extract(?4, '$."room:' || r.name || '"'), 0))`
-
 // Rooms lists the rooms by title, with what user has not read in each.
 // What a user posts counts as read (Post marks it).
 func (n *Node) Rooms(ctx context.Context, user string) ([]RoomSummary, error) {
+	snap, err := n.roomsNow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	marks, err := n.marksOf(ctx, user)
+	if err != nil {
+		return nil, err
+	}
 	self := n.ID()
-	rows, err := n.query(ctx, `SELECT r.id, r.name, r.title, r.topic, r.created_by, r.created_at,
-		(SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE `+roomUnread+` LIMIT ?3)),
-		COALESCE((SELECT MAX(m.id) FROM messages m WHERE `+roomVisible+`), 0)
-		FROM rooms r ORDER BY r.title COLLATE NOCASE, r.name`, self[:], user, MaxUnread+1, n.pendingReads(user))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []RoomSummary
-	var last []int64
-	for rows.Next() {
-		var s RoomSummary
-		var created int64
-		if err := rows.Scan(&s.ID, &s.Name, &s.Title, &s.Topic, &s.CreatedBy, &created, &s.Unread, &s.LastID); err != nil {
-			return nil, err
+	out := make([]RoomSummary, len(snap.rooms))
+	for i := range snap.rooms {
+		r := &snap.rooms[i]
+		s := RoomSummary{Room: *copyRoom(&r.Room), LastID: r.last, Last: r.lastTime}
+		if mark := marks[roomConv(r.Name)]; r.last > mark {
+			// Count what is unread, up to MaxUnread+1.
+			row, err := n.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM messages m, rooms r
+				WHERE r.id = ?2 AND `+roomVisible+` AND m.id > ?3 LIMIT ?4)`, self[:], r.ID, mark, MaxUnread+1)
+			if err == nil {
+				err = row.Scan(&s.Unread)
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
-		s.CreatedAt = timeMilli(created)
-		out = append(out, s)
-		last = append(last, s.LastID)
+		out[i] = s
 	}
-	if err := rows.Err(); err != nil || len(out) == 0 {
-		return out, err
-	}
-	when := map[int64]time.Time{}
-	trows, err := n.query(ctx, `SELECT id, created FROM messages WHERE id IN (SELECT value FROM json_each(?))`, jsonIDs(last))
-	if err != nil {
-		return nil, err
-	}
-	defer trows.Close()
-	for trows.Next() {
-		var id, t int64
-		if err := trows.Scan(&id, &t); err != nil {
-			return nil, err
-		}
-		when[id] = timeMilli(t)
-	}
-	for i := range out {
-		out[i].Last = when[out[i].LastID]
-	}
-	return out, trows.Err()
+	return out, nil
 }
 
 // Unread counts what a user has not read: rooms with unread posts, and
@@ -203,20 +159,32 @@ type Unread struct {
 	Direct int
 }
 
-// Unread returns what user has not read, cheaply enough for every page.
+// Unread returns what user has not read, cheaply enough for every page:
+// the rooms are compared in memory (node/roomcache.go).
 func (n *Node) Unread(ctx context.Context, user string) (Unread, error) {
-	self := n.ID()
 	var u Unread
-	row, err := n.queryRow(ctx, `SELECT
-		(SELECT COUNT(*) FROM rooms r WHERE EXISTS (SELECT 1 FROM messages m WHERE `+roomUnread+`)),
-		(SELECT COUNT(*) FROM (SELECT 1 FROM messages m
-			LEFT JOIN reads rd ON rd.user = ?2 AND rd.conv = 'dm:' || lower(hex(m.origin)) || ':' || m.from_user
-			WHERE m.to_user = ?2 AND m.room = 0 AND m.to_node = ?1 AND NOT (m.origin = ?1 AND m.from_user = ?2)
-			AND m.id > `+dmReadMark("m.origin", "m.from_user", "rd", "?4")+` LIMIT ?3))`, self[:], user, MaxUnread+1, n.pendingReads(user))
+	snap, err := n.roomsNow(ctx)
 	if err != nil {
 		return u, err
 	}
-	return u, row.Scan(&u.Rooms, &u.Direct)
+	marks, err := n.marksOf(ctx, user)
+	if err != nil {
+		return u, err
+	}
+	for i := range snap.rooms {
+		if r := &snap.rooms[i]; r.last > marks[roomConv(r.Name)] {
+			u.Rooms++
+		}
+	}
+	self := n.ID()
+	row, err := n.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM messages m
+			LEFT JOIN reads rd ON rd.user = ?2 AND rd.conv = 'dm:' || lower(hex(m.origin)) || ':' || m.from_user
+			WHERE m.to_user = ?2 AND m.room = 0 AND m.to_node = ?1 AND NOT (m.origin = ?1 AND m.from_user = ?2)
+			AND m.id > `+dmReadMark("m.origin", "m.from_user", "rd", "?4")+` LIMIT ?3)`, self[:], user, MaxUnread+1, n.pendingReads(user))
+	if err != nil {
+		return u, err
+	}
+	return u, row.Scan(&u.Direct)
 }
 
 // ShareRoom shares a room with a peer community: posts made here from now

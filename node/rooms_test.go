@@ -20,17 +20,7 @@ func TestSharedRoom(t *testing.T) {
 	north, river := newNode(t, "north", c), newNode(t, "river", c)
 	link(t, north, river)
 	ctx := t.Context()
-	for _, n := range []*node.Node{north, river} {
-		if _, err := n.CreateRoom(ctx, "garden", "Garden <b>", "", "user"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := north.ShareRoom(ctx, "garden", "river"); err != nil {
-		t.Fatal(err)
-	}
-	if err := river.ShareRoom(ctx, "garden", "north"); err != nil {
-		t.Fatal(err)
-	}
+	sharedRoom(t, north, river, "garden", "Garden <b>")
 	if _, err := river.CreateRoom(ctx, "private", "", "", "user"); err != nil {
 		t.Fatal(err)
 	}

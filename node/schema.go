@@ -218,6 +218,45 @@ var migrations = []string{
 		PRIMARY KEY (peer, hash)
 	) WITHOUT ROWID;
 	CREATE TABLE archive_received (bundle BLOB PRIMARY KEY) WITHOUT ROWID;`,
+	// The archive's community practice (package archive, practice.go):
+	// proposals with their signed snapshot, endorsements, the offers of
+	// adopted items to peers; and the full-text index of the archive.
+	`CREATE TABLE archive_proposals (
+		id          INTEGER PRIMARY KEY,
+		item        BLOB NOT NULL,
+		version     INTEGER NOT NULL,
+		title       TEXT NOT NULL,
+		proposer    TEXT NOT NULL,
+		proposed_at INTEGER NOT NULL,    -- unix ms
+		body        BLOB NOT NULL,       -- the signed manifest
+		state       TEXT NOT NULL CHECK (state IN ('open', 'adopted', 'withdrawn')),
+		decided_by  TEXT,
+		decided_at  INTEGER              -- unix ms
+	);
+	CREATE TABLE archive_endorsements (
+		proposal INTEGER NOT NULL REFERENCES archive_proposals(id),
+		user     TEXT NOT NULL,
+		at       INTEGER NOT NULL,       -- unix ms
+		PRIMARY KEY (proposal, user)
+	);
+	CREATE TABLE archive_offers (
+		item    BLOB NOT NULL,
+		version INTEGER NOT NULL,
+		peer    BLOB NOT NULL,
+		at      INTEGER NOT NULL,        -- unix ms
+		bundles INTEGER NOT NULL,
+		bytes   INTEGER NOT NULL,
+		error   TEXT,
+		PRIMARY KEY (item, version, peer)
+	);
+	CREATE VIRTUAL TABLE archive_text USING fts5(title, description, path, body,
+		item UNINDEXED, version UNINDEXED, tokenize='unicode61 remove_diacritics 2');
+	CREATE TABLE archive_indexed (
+		item    BLOB NOT NULL,
+		version INTEGER NOT NULL,
+		origin  BLOB NOT NULL,
+		PRIMARY KEY (item, version, origin)
+	);`,
 	// Routing (node/routing.go, docs/routing.md): delivery
 	// predictabilities, copies of bulky bundles handed on, and the latest
 	// routing summary taken in from each node.

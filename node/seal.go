@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"time"
 
 	"ferry/bundle"
 )
@@ -61,9 +64,18 @@ func (n *Node) Seal(ctx context.Context) ([]bundle.ID, error) {
 	return ids, nil
 }
 
+// sealFileBudget bounds the attached files sealed into one bundle, in
+// bytes: more wait for the next bundle (a message with files larger than
+// that travels alone).
+const sealFileBudget = 64 << 20
+
 type pendingMessage struct {
 	rowid int64
 	msg   bundle.Message
+	// files holds the files attached to it, or to the room post it is the
+	// copy of.
+	files []Attachment
+	owner int64 // the row the files belong to: rowid, or the room post copied
 }
 
 // sealOne seals up to maxSealRecords records for dest into one bundle. It
@@ -99,7 +111,8 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 
 	self := n.ID()
 	var msgs []pendingMessage
-	rows, err = n.db.QueryContext(ctx, `SELECT id, seq, created, from_user, to_user, room, body, reply_origin, reply_seq FROM messages
+	rows, err = n.db.QueryContext(ctx, `SELECT id, seq, created, from_user, to_user, room, body, reply_origin, reply_seq,
+		COALESCE(copy_of, id) FROM messages
 		WHERE bundle IS NULL AND state = 'queued' AND origin = ? AND to_node = ? ORDER BY seq LIMIT ?`,
 		self[:], dest[:], maxSealRecords-len(receipts))
 	if err != nil {
@@ -110,7 +123,7 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 		var created int64
 		var replyOrigin []byte
 		var replySeq sql.NullInt64
-		if err := rows.Scan(&m.rowid, &m.msg.Seq, &created, &m.msg.From, &m.msg.To, &m.msg.Room, &m.msg.Body, &replyOrigin, &replySeq); err != nil {
+		if err := rows.Scan(&m.rowid, &m.msg.Seq, &created, &m.msg.From, &m.msg.To, &m.msg.Room, &m.msg.Body, &replyOrigin, &replySeq, &m.owner); err != nil {
 			rows.Close()
 			return bundle.ID{}, false, err
 		}
@@ -127,9 +140,12 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 	if len(receipts) == 0 && len(msgs) == 0 {
 		return bundle.ID{}, false, nil
 	}
+	if msgs, err = n.withFiles(ctx, msgs); err != nil {
+		return bundle.ID{}, false, err
+	}
 
-	var seq uint64
-	if err := n.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM bundles WHERE source = ?`, self[:]).Scan(&seq); err != nil {
+	seq, err := nextBundleSeq(ctx, n.db, self)
+	if err != nil {
 		return bundle.ID{}, false, err
 	}
 	now := n.now()
@@ -170,6 +186,12 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 			n.spool.discard(f)
 			return bundle.ID{}, false, err
 		}
+		for _, a := range m.files {
+			if err := n.writeAttachment(w, m.msg.Seq, a); err != nil {
+				n.spool.discard(f)
+				return bundle.ID{}, false, err
+			}
+		}
 	}
 	if err := w.Close(); err != nil {
 		n.spool.discard(f)
@@ -201,4 +223,130 @@ func (n *Node) sealOne(ctx context.Context, dest bundle.NodeID) (bundle.ID, bool
 	}
 	n.log.Info("sealed bundle", "bundle", id, "dest", p.Name, "messages", len(msgs), "receipts", len(receipts), "bytes", w.Size())
 	return id, true, nil
+}
+
+// Sequence numbers. A node numbers its bundles (bundles.seq) and its
+// messages (messages.seq) from 1, each the largest so far plus one, and
+// peers remember the numbers they have seen: their vectors skip a bundle
+// whose (source, seq) they hold, and a message whose (origin, seq) they
+// hold is dropped as a duplicate. A node restored from an old backup has
+// lost the numbers it issued after the backup, and would issue them
+// again. So Restore sets a floor (meta seq_floor) above any number the
+// node can have issued since: the largest in the backup plus
+// restoreSeqMargin, or the time of the restore in Unix milliseconds,
+// whichever is larger (a node issues far fewer than one number per
+// millisecond over its life, and the margin covers a clock that a Pi
+// without a real-time clock set back). The next numbers start at the
+// floor; peers see a gap in the node's numbers, which their vectors hold
+// as one range.
+
+// seqFloorKey is the meta key of the sequence floor.
+const seqFloorKey = "seq_floor"
+
+// restoreSeqMargin is the least a restore moves the numbers on.
+const restoreSeqMargin = 1 << 24
+
+// nextBundleSeq returns the number of this node's next bundle.
+func nextBundleSeq(ctx context.Context, q querier, self bundle.NodeID) (uint64, error) {
+	var seq uint64
+	err := q.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(seq) FROM bundles WHERE source = ?), 0) + 1,
+		COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '`+seqFloorKey+`'), 0))`, self[:]).Scan(&seq)
+	return seq, err
+}
+
+// nextMessageSeq returns the number of this node's next message.
+func nextMessageSeq(ctx context.Context, q querier, self bundle.NodeID) (uint64, error) {
+	var seq uint64
+	err := q.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE origin = ?), 0) + 1,
+		COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '`+seqFloorKey+`'), 0))`, self[:]).Scan(&seq)
+	return seq, err
+}
+
+// raiseSeqFloor sets the sequence floor after a restore (see above) and
+// returns it.
+func (n *Node) raiseSeqFloor(ctx context.Context, now time.Time) (uint64, error) {
+	self := n.ID()
+	var top, floor uint64
+	err := n.db.QueryRowContext(ctx, `SELECT MAX(
+		COALESCE((SELECT MAX(seq) FROM bundles WHERE source = ?1), 0),
+		COALESCE((SELECT MAX(seq) FROM messages WHERE origin = ?1), 0)),
+		COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '`+seqFloorKey+`'), 0)`, self[:]).Scan(&top, &floor)
+	if err != nil {
+		return 0, err
+	}
+	floor = max(floor, top+restoreSeqMargin, uint64(now.UnixMilli()))
+	_, err = n.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('`+seqFloorKey+`', ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, fmt.Sprint(floor))
+	return floor, err
+}
+
+// withFiles loads the files attached to the messages, and keeps only as
+// many messages as sealFileBudget allows (at least one).
+func (n *Node) withFiles(ctx context.Context, msgs []pendingMessage) ([]pendingMessage, error) {
+	var total int64
+	for i := range msgs {
+		m := &msgs[i]
+		rows, err := n.db.QueryContext(ctx, `SELECT id, message, name, hash, size, type FROM attachments WHERE message = ? ORDER BY id`, m.owner)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var a Attachment
+			if err := rows.Scan(&a.ID, &a.Message, &a.Name, &a.Hash, &a.Size, &a.Type); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			m.files = append(m.files, a)
+			total += a.Size
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if total > sealFileBudget && i > 0 {
+			return msgs[:i], nil
+		}
+	}
+	return msgs, nil
+}
+
+// writeAttachment writes the record of a file attached to message seq,
+// streaming its body from the files folder. A file too large to travel,
+// or whose body is missing, is left out (and logged): the message goes
+// without it.
+func (n *Node) writeAttachment(w *bundle.Writer, seq uint64, a Attachment) error {
+	h := bundle.AttachmentHeader{Seq: seq, Size: uint64(a.Size), Name: a.Name, Type: a.Type}
+	if len(h.Type) > bundle.MaxAttachmentType {
+		h.Type = ""
+	}
+	if h.Name == "" {
+		h.Name = "file"
+	}
+	hash, err := hex.DecodeString(a.Hash)
+	if err != nil || len(hash) != len(h.Hash) {
+		n.log.Warn("attachment left out: bad hash", "attachment", a.ID, "hash", a.Hash)
+		return nil
+	}
+	copy(h.Hash[:], hash)
+	hb, err := h.AppendBinary(nil)
+	if err != nil {
+		n.log.Warn("attachment left out", "attachment", a.ID, "err", err)
+		return nil
+	}
+	f, err := n.OpenBlob(a.Hash)
+	if err != nil {
+		n.log.Warn("attachment left out: body missing", "attachment", a.ID, "err", err)
+		return nil
+	}
+	defer f.Close()
+	if err := w.BeginRecord(bundle.RecordAttachment, uint64(len(hb))+h.Size); err != nil {
+		return err
+	}
+	if _, err := w.Write(hb); err != nil {
+		return err
+	}
+	if _, err := io.CopyN(w, f, a.Size); err != nil {
+		return fmt.Errorf("node: attachment %d: %w", a.ID, err)
+	}
+	return nil
 }

@@ -92,6 +92,10 @@ func (n *Node) SearchFiles(ctx context.Context, user, query string, limit int) (
 		user, like, limit)
 }
 
+// FTSQuery turns what a person typed into an FTS5 query, as the inbox's
+// search does (package archive searches its own index with it).
+func FTSQuery(s string) string { return ftsQuery(s) }
+
 // ftsQuery turns what a person typed into an FTS5 query: each word a
 // quoted string, all required, the last one a prefix.
 func ftsQuery(s string) string {

@@ -15,6 +15,7 @@ import (
 
 	"ferry/carriers"
 	"ferry/node"
+	"ferry/lora"
 	"ferry/usb"
 )
 
@@ -158,6 +159,7 @@ type peersData struct {
 	Card   string
 	Peers  []peerRow
 	Sticks *usb.Status
+	Radios []lora.Status
 	Error  string
 	Pasted string
 }
@@ -195,6 +197,9 @@ func (s *Server) showPeers(w http.ResponseWriter, r *http.Request, status int, d
 	if s.opts.Sticks != nil {
 		st := s.opts.Sticks.Status()
 		d.Sticks = &st
+	}
+	for _, r := range s.opts.Radios {
+		d.Radios = append(d.Radios, r.Status())
 	}
 	s.render(w, r, status, "peers", "Peers", d)
 	return nil

@@ -531,7 +531,19 @@ func TestBrowserFlows(t *testing.T) {
 			if st := m.submit("form[action='/messages'] button"); st != 200 || !strings.HasSuffix(strings.Split(m.url(), "#")[0], "/messages/rio@river") {
 				t.Fatalf("opening the conversation: %d %s", st, m.url())
 			}
+			// With a file attached, which travels to river in the bundle.
+			attached := append([]byte("seed list "+mode+"\x00\xff\xfe\n"), bytes.Repeat([]byte{0x89, 'P', 'N', 'G'}, 1000)...)
+			attPath := filepath.Join(t.TempDir(), "seeds-"+mode+".bin")
+			if err := os.WriteFile(attPath, attached, 0o644); err != nil {
+				t.Fatal(err)
+			}
 			m.fill("#body", dm)
+			ctx, cancel := m.step()
+			err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#compose input[type=file]"), []string{attPath}))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
 			m.submit("#compose button[type=submit]")
 			if st := m.text("#messages .msg:last-child .state"); !strings.Contains(st, "queued") {
 				t.Errorf("a new message to river: state %q, want queued", st)
@@ -565,6 +577,9 @@ func TestBrowserFlows(t *testing.T) {
 			if got := rio.text("#messages .msg:last-child .body"); got != dm {
 				t.Errorf("rio at river reads %q, want %q", got, dm)
 			}
+			if got := rio.download("#messages .msg:last-child a.att"); !bytes.Equal(got, attached) {
+				t.Errorf("rio at river downloads %d bytes, want the %d bytes attached at north", len(got), len(attached))
+			}
 			// The post in the shared room went to river in the same bundle.
 			rio.open(river.url + "/rooms/general")
 			if got := rio.text("#messages"); !strings.Contains(got, post) {
@@ -589,8 +604,8 @@ func TestBrowserFlows(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "minutes-"+mode+".txt")
 			os.WriteFile(path, content, 0o644)
 			m.open(north.url + "/files")
-			ctx, cancel := m.step()
-			err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{path}))
+			ctx, cancel = m.step()
+			err = chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{path}))
 			cancel()
 			if err != nil {
 				t.Fatal(err)

@@ -38,12 +38,22 @@ var (
 	loadClients  = flag.Int("load.clients", 50, "concurrent clients")
 	loadMessages = flag.Int("load.messages", 100000, "messages in the store")
 	loadRooms    = flag.Int("load.rooms", 50, "rooms")
+	loadSeed     = flag.String("load.seed", "", "keep the seeded store in this folder and reuse it when it is there")
 )
 
 func TestLoad(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "north")
 	start := time.Now()
-	seed(t, data, *loadRooms, *loadMessages)
+	if *loadSeed != "" {
+		if _, err := os.Stat(*loadSeed); err != nil {
+			seed(t, *loadSeed, *loadRooms, *loadMessages)
+		}
+		if err := os.CopyFS(data, os.DirFS(*loadSeed)); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		seed(t, data, *loadRooms, *loadMessages)
+	}
 	t.Logf("seeded %d messages in %d rooms in %v", *loadMessages, *loadRooms, time.Since(start).Round(time.Millisecond))
 
 	srv := startServerIn(t, data, "north")

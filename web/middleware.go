@@ -78,6 +78,9 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		limit := int64(maxFormBody)
 		if isMultipart(r) {
 			limit = s.opts.MaxUpload + maxFormBody
+			if r.URL.Path == "/archive/proposals" {
+				limit = s.archiveUploadLimit() + maxFormBody
+			}
 		}
 		if r.ContentLength > limit {
 			s.fail(sw, r, &httpError{status: http.StatusRequestEntityTooLarge,

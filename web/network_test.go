@@ -9,12 +9,17 @@ import (
 	"ferry/bundle"
 	"ferry/carriers"
 	"ferry/node"
+	"ferry/lora"
 	"ferry/usb"
 )
 
 type fakeLinks map[bundle.NodeID]carriers.PeerStats
 
 func (f fakeLinks) Peer(id bundle.NodeID) (carriers.PeerStats, bool) { p, ok := f[id]; return p, ok }
+
+type fakeRadio lora.Status
+
+func (f fakeRadio) Status() lora.Status { return lora.Status(f) }
 
 type fakeSticks usb.Status
 
@@ -46,8 +51,14 @@ func TestNetworkPageShowsLinksAndSticks(t *testing.T) {
 	f.s.opts.Sticks = fakeSticks{Last: &usb.Report{Stick: "/media/STICK", Finished: time.Now(), Applied: 7, Messages: 12,
 		Exported: 3, ExportedBytes: 2 << 20, NotFitted: 2, NotFittedBytes: 9 << 20, Bundles: 5, Bytes: 4 << 20,
 		Refused: []usb.Issue{{File: "FERRY/bundles/ab/x.bundle", Reason: "bundle: truncated"}}}}
+	f.s.opts.Radios = []RadioStatus{fakeRadio{Port: "/dev/ttyUSB0", Modem: "rnode", Region: "eu868-10",
+		Params: lora.Params{SF: 9, Bandwidth: 125000}, State: "listening", Peer: "river", RSSI: -97, SNR: 7.25,
+		Heard: time.Now(), Airtime: 12500 * time.Millisecond, Budget: 360 * time.Second, Queue: 730, Sessions: 3,
+		LastError: "lora: rnode reports error 0x02: transmission failed"}}
 	_, body = c.get("/admin/peers")
-	for _, want := range []string{"by tcp", "3.0 MB in", "USB sticks", "/media/STICK", "7 bundles taken in (12 messages",
+	for _, want := range []string{"LoRa radios", "rnode on /dev/ttyUSB0", "SF9, 125000 Hz", "RSSI -97 dBm, SNR 7.2 dB",
+		"12.5 s of 360 s in the last hour", "730 B waiting", "listening", "last peer: river", "3 sessions", "transmission failed",
+		"by tcp", "3.0 MB in", "USB sticks", "/media/STICK", "7 bundles taken in (12 messages",
 		"2 did not fit", "Damaged on the stick: FERRY/bundles/ab/x.bundle: bundle: truncated", "peer &lt;b&gt;stalled&lt;/b&gt;"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("network page lacks %q", want)

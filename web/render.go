@@ -45,6 +45,7 @@ func parseTemplates() (*templates, error) {
 		"dmURL":   dmPath,
 		"shared":  func(r *node.Room, peer string) bool { return slices.Contains(r.Peers, peer) },
 		"count":   unreadCount,
+		"int64":   func(n uint64) int64 { return int64(min(n, 1<<62)) },
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -103,6 +104,9 @@ var flashes = map[string]string{
 	"loggedout": "Logged out everywhere else.",
 	"peer":      "Peer added.",
 	"welcome":   "Welcome! You are logged in.",
+	"proposed":  "Proposed. Members can endorse it now.",
+	"endorsed":  "Endorsed.",
+	"adopted":   "Adopted: it is in the archive and offered to the other communities.",
 }
 
 // render writes a page. A logged-in page shows the unread counts.

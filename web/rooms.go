@@ -97,6 +97,7 @@ type conversationData struct {
 	Body     string
 	Action   string
 	MaxSize  int64
+	Travel   int64 // the largest file that travels to another community
 }
 
 func (d *conversationData) live() bool { return true }
@@ -155,7 +156,7 @@ func (s *Server) showConversation(w http.ResponseWriter, r *http.Request, d *con
 			return err
 		}
 	}
-	d.MaxSize = s.opts.MaxUpload
+	d.MaxSize, d.Travel = s.opts.MaxUpload, node.MaxRemoteAttachment
 	if d.Room != nil && stateOf(r).acct.Admin() {
 		d.Admin = true
 		if d.Peers, err = s.n.Peers(ctx); err != nil {

@@ -31,7 +31,11 @@ func (s *Server) routes() http.Handler {
 	pub.Handle("/invite/{code}", s.handle(s.acceptInvite)).Methods("POST")
 	pub.Handle("/reset/{code}", s.handle(s.resetPage)).Methods("GET")
 	pub.Handle("/reset/{code}", s.handle(s.resetPassword)).Methods("POST")
+	pub.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods("GET", "HEAD")
 	pub.PathPrefix("/static/").Handler(s.static()).Methods("GET", "HEAD")
+	// An archived item's files: the link carries its own proof of access
+	// (web/archive.go), as the sandboxed pages' requests carry no cookie.
+	pub.PathPrefix("/archive/view/{item:[0-9a-f]{32}}/{token:[^/]+}/").Handler(s.handle(s.archiveView)).Methods("GET", "HEAD")
 
 	mem := r.NewRoute().Subrouter()
 	mem.Use(s.members)
@@ -56,6 +60,13 @@ func (s *Server) routes() http.Handler {
 	mem.Handle("/files/folder/{id:[0-9]+}/{action:rename|delete}", s.handle(s.folderAction)).Methods("POST")
 	mem.Handle("/search", s.handle(s.searchPage)).Methods("GET")
 	mem.Handle("/account", s.handle(s.accountPage)).Methods("GET")
+	mem.Handle("/archive", s.handle(s.archivePage)).Methods("GET")
+	mem.Handle("/archive/items/{item:[0-9a-f]{32}}", s.handle(s.archiveItemPage)).Methods("GET")
+	mem.Handle("/archive/items/{item:[0-9a-f]{32}}/open", s.handle(s.archiveOpen)).Methods("GET")
+	mem.Handle("/archive/proposals", s.handle(s.proposalsPage)).Methods("GET")
+	mem.Handle("/archive/proposals", s.handle(s.propose)).Methods("POST").Name("upload-archive")
+	mem.Handle("/archive/proposals/{id:[0-9]+}/{action:endorse|adopt|withdraw}", s.handle(s.proposalAction)).Methods("POST")
+	mem.Handle("/archive/history", s.handle(s.archiveHistoryPage)).Methods("GET")
 	mem.Handle("/account/{action:display|password|logout-all}", s.handle(s.accountAction)).Methods("POST")
 
 	adm := r.NewRoute().Subrouter()
@@ -66,8 +77,11 @@ func (s *Server) routes() http.Handler {
 	adm.Handle("/admin/users/{user}/{action:activate|deactivate|admin|member|reset}", s.handle(s.userAction)).Methods("POST")
 	adm.Handle("/admin/peers", s.handle(s.peersPage)).Methods("GET")
 	adm.Handle("/admin/peers", s.handle(s.addPeer)).Methods("POST")
+	adm.Handle("/admin/health", s.handle(s.healthPage)).Methods("GET")
+	adm.Handle("/admin/health.json", s.handle(s.healthJSON)).Methods("GET")
 	adm.Handle("/admin/card.png", s.handle(s.cardQR)).Methods("GET")
 	adm.Handle("/admin/rooms/{room}", s.handle(s.roomSettings)).Methods("POST")
+	adm.Handle("/archive/settings", s.handle(s.archiveSettings)).Methods("POST")
 
 	s.router = r
 	return s.outer(r)

@@ -16,6 +16,7 @@ import (
 
 	"ferry/bundle"
 	"ferry/carriers"
+	"ferry/lora"
 	"ferry/node"
 	"ferry/usb"
 )
@@ -27,6 +28,9 @@ type Options struct {
 	// MaxUpload bounds one uploaded file, in bytes; 0 means
 	// DefaultMaxUpload.
 	MaxUpload int64
+	// MaxArchiveUpload bounds one proposal for the archive (files, a
+	// folder, a .zip or .tar), in bytes; 0 means DefaultMaxArchiveUpload.
+	MaxArchiveUpload int64
 	// Quota bounds what each member stores (files and attachments), in
 	// bytes, unless their account says otherwise; 0 means DefaultQuota.
 	Quota int64
@@ -42,6 +46,16 @@ type Options struct {
 	// Sticks, if set, tells the network page about USB sticks (a
 	// *usb.Monitor).
 	Sticks StickStatus
+	// Health is what the health page reports beyond the store (health.go).
+	Health HealthOptions
+	// Radios, if set, tell the network page about LoRa radios: signal,
+	// airtime used against the budget, queue (each a *lora.Monitor).
+	Radios []RadioStatus
+}
+
+// RadioStatus reports a LoRa radio carrier's status.
+type RadioStatus interface {
+	Status() lora.Status
 }
 
 // LinkStats reports the live links' record of a peer.
@@ -57,7 +71,9 @@ type StickStatus interface {
 // Defaults.
 const (
 	DefaultMaxUpload = 50 << 20
-	DefaultQuota     = 1 << 30
+	// DefaultMaxArchiveUpload bounds a proposal's upload.
+	DefaultMaxArchiveUpload = 512 << 20
+	DefaultQuota            = 1 << 30
 	// shutdownTimeout bounds how long Close waits for requests to finish.
 	shutdownTimeout = 5 * time.Second
 )
@@ -77,6 +93,7 @@ type Server struct {
 	names   atomic.Pointer[map[string]string] // display names, see displayNames
 	handler http.Handler
 	router  *mux.Router
+	arch    archiveState
 	// Statements every request runs, prepared once.
 	sessionStmt, accountStmt *sql.Stmt
 
@@ -91,6 +108,9 @@ func New(n *node.Node, opts Options) (*Server, error) {
 	if opts.MaxUpload <= 0 {
 		opts.MaxUpload = DefaultMaxUpload
 	}
+	if opts.MaxArchiveUpload <= 0 {
+		opts.MaxArchiveUpload = DefaultMaxArchiveUpload
+	}
 	if opts.Quota <= 0 {
 		opts.Quota = DefaultQuota
 	}
@@ -103,6 +123,9 @@ func New(n *node.Node, opts Options) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.opts.Health.Started.IsZero() {
+		s.opts.Health.Started = s.now()
 	}
 	if err := migrate(context.Background(), n); err != nil {
 		return nil, err

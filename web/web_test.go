@@ -277,11 +277,13 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	f.account("bob", roleMember)
 	anon, bob := f.client("10.0.0.9"), f.member("bob", "10.0.0.2")
 	anon.csrf = anon.token("/login")
-	public := regexp.MustCompile(`^/(|login|setup|invite/.*|reset/.*|static/.*)$`)
+	public := regexp.MustCompile(`^/(|login|setup|healthz|invite/.*|reset/.*|static/.*)$`)
 	sample := strings.NewReplacer("{room}", "general", "{with}", "ada@north", "{user}", "ada",
 		"{code}", "AAAA-AAAA-AAAA-AAAA", "{id:[0-9]+}", "1", "{action:rename|delete|share}", "rename",
 		"{action:rename|delete}", "rename", "{action:display|password|logout-all}", "display",
-		"{action:activate|deactivate|admin|member|reset}", "deactivate")
+		"{action:activate|deactivate|admin|member|reset}", "deactivate",
+		"{item:[0-9a-f]{32}}", "00112233445566778899aabbccddeeff", "{token:[^/]+}", "ada.9999999999.00",
+		"{action:endorse|adopt|withdraw}", "endorse")
 	n := 0
 	err := f.s.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err1 := route.GetPathTemplate()

@@ -16,6 +16,11 @@
 // wire, a stalled peer, and a peer that claims a bundle and sends other
 // bytes. Faults are made by wrapping the carrier's own links, so that the
 // suite needs nothing of a carrier but [carriers.Link].
+//
+// A slow medium (LoRa moves a few KB per minute) runs every case all the
+// same: Harness.Bubble runs each case in a testing/synctest bubble, on a
+// virtual clock, Harness.Shrink divides the data sizes and Harness.Slow
+// multiplies the time bounds.
 package carriertest
 
 import (
@@ -41,18 +46,78 @@ type Harness struct {
 	// Connect returns the two ends of a link between nodes a and b: la is
 	// a's end, lb is b's. The suite closes both.
 	Connect func(t testing.TB, a, b *node.Node) (la, lb carriers.Link)
+	// Bubble, if set, runs the body of each case: a carrier whose links
+	// run on the time package's clock passes testing/synctest.Test, so
+	// that hours of airtime take no wall-clock time. The suite calls t.Run
+	// only outside it.
+	Bubble func(t *testing.T, body func(t *testing.T))
+	// Shrink divides the sizes of the data the cases move (2 MB for a
+	// resume, 1 MB for a stall, 200–600 KB for tampering and quota), for
+	// a slow medium; 0 means 1. Every case runs, at its size ÷ Shrink.
+	Shrink int64
+	// Slow multiplies the suite's time bounds (each session's 60 s, the
+	// idle times of the fault cases, the 10 s to notice a stall), for a
+	// medium whose turns take seconds; 0 means 1.
+	Slow time.Duration
+}
+
+func (h Harness) size(n int64) int64 { return n / max(h.Shrink, 1) }
+
+func (h Harness) time(d time.Duration) time.Duration { return d * max(h.Slow, 1) }
+
+func (h Harness) run(t *testing.T, body func(t *testing.T)) {
+	if h.Bubble != nil {
+		h.Bubble(t, body)
+		return
+	}
+	body(t)
+}
+
+func (h Harness) opts(idle time.Duration) carriers.Options {
+	if idle == 0 && h.Slow <= 1 {
+		return carriers.Options{}
+	}
+	if idle == 0 {
+		idle = carriers.DefaultIdle
+	}
+	return carriers.Options{Idle: h.time(idle)}
 }
 
 // Run runs the conformance suite against the carrier h connects with.
 func Run(t *testing.T, h Harness) {
-	t.Run("SyncBothWays", func(t *testing.T) { testSyncBothWays(t, h) })
-	t.Run("CarryForAThirdNode", func(t *testing.T) { testCarry(t, h) })
-	t.Run("ResumeAfterCut", func(t *testing.T) { testResume(t, h) })
-	t.Run("UntrustedPeerRefused", func(t *testing.T) { testUntrusted(t, h) })
-	t.Run("GarbageRefused", func(t *testing.T) { testGarbage(t, h) })
-	t.Run("StalledPeer", func(t *testing.T) { testStall(t, h) })
-	t.Run("OtherBytesThanOffered", func(t *testing.T) { testTamper(t, h) })
-	t.Run("Quota", func(t *testing.T) { testQuota(t, h) })
+	cases := []struct {
+		name string
+		f    func(*testing.T, Harness)
+	}{
+		{"SyncBothWays", testSyncBothWays},
+		{"CarryForAThirdNode", testCarry},
+		{"ResumeAfterCut", testResume},
+		{"UntrustedPeerRefused", testUntrusted},
+		{"GarbageRefused", nil},
+		{"StalledPeer", nil},
+		{"OtherBytesThanOffered", nil},
+		{"Quota", testQuota},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			switch c.name {
+			case "GarbageRefused":
+				for _, tc := range garbageCases {
+					t.Run(tc.name, func(t *testing.T) { h.run(t, func(t *testing.T) { testGarbage(t, h, tc.valid) }) })
+				}
+			case "StalledPeer":
+				for _, tc := range stallCases {
+					t.Run(tc.name, func(t *testing.T) { h.run(t, func(t *testing.T) { testStall(t, h, tc.after) }) })
+				}
+			case "OtherBytesThanOffered":
+				for _, tc := range tamperCases {
+					t.Run(tc.name, func(t *testing.T) { h.run(t, func(t *testing.T) { testTamper(t, h, tc.at) }) })
+				}
+			default:
+				h.run(t, func(t *testing.T) { c.f(t, h) })
+			}
+		})
+	}
 }
 
 // NewNode makes a node named name in a temporary directory, with one user
@@ -106,7 +171,16 @@ type Result struct {
 // once, and returns what each returned.
 func SyncPair(t testing.TB, a, b *node.Node, la, lb carriers.Link, oa, ob carriers.Options) (Result, Result) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return syncWithin(60*time.Second, a, b, la, lb, oa, ob)
+}
+
+func (h Harness) syncPair(t testing.TB, a, b *node.Node, la, lb carriers.Link, oa, ob carriers.Options) (Result, Result) {
+	t.Helper()
+	return syncWithin(h.time(60*time.Second), a, b, la, lb, oa, ob)
+}
+
+func syncWithin(d time.Duration, a, b *node.Node, la, lb carriers.Link, oa, ob carriers.Options) (Result, Result) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var ra, rb Result
 	var wg sync.WaitGroup
@@ -122,7 +196,7 @@ func SyncPair(t testing.TB, a, b *node.Node, la, lb carriers.Link, oa, ob carrie
 func sync2(t *testing.T, h Harness, a, b *node.Node) (*carriers.Report, *carriers.Report) {
 	t.Helper()
 	la, lb := h.Connect(t, a, b)
-	ra, rb := SyncPair(t, a, b, la, lb, carriers.Options{}, carriers.Options{})
+	ra, rb := h.syncPair(t, a, b, la, lb, h.opts(0), h.opts(0))
 	if ra.Err != nil || rb.Err != nil {
 		t.Fatalf("sync %s-%s: %v / %v", a.Name(), b.Name(), ra.Err, rb.Err)
 	}
@@ -254,10 +328,10 @@ func bigMessages(t testing.TB, a, b *node.Node, size int) int64 {
 func testResume(t *testing.T, h Harness) {
 	a, b := NewNode(t, "north"), NewNode(t, "river")
 	Introduce(t, a, b)
-	size := bigMessages(t, a, b, 2<<20)
-	cut := int64(64<<10) + randInt(t, size-128<<10)
+	size := bigMessages(t, a, b, int(h.size(2<<20)))
+	cut := h.size(64<<10) + randInt(t, size-h.size(128<<10))
 	la, lb := h.Connect(t, a, b)
-	ra, rb := SyncPair(t, a, b, CutAfter(la, cut), lb, carriers.Options{Idle: 5 * time.Second}, carriers.Options{Idle: 5 * time.Second})
+	ra, rb := h.syncPair(t, a, b, CutAfter(la, cut), lb, h.opts(5*time.Second), h.opts(5*time.Second))
 	if ra.Err == nil && rb.Err == nil {
 		t.Fatalf("the session cut after %d bytes succeeded", cut)
 	}
@@ -294,7 +368,7 @@ func testUntrusted(t *testing.T, h Harness) {
 	Send(t, c, a, "let me in")
 	before := count(t, a)
 	la, lc := h.Connect(t, a, c)
-	ra, rc := SyncPair(t, a, c, la, lc, carriers.Options{}, carriers.Options{})
+	ra, rc := h.syncPair(t, a, c, la, lc, h.opts(0), h.opts(0))
 	if !errors.Is(ra.Err, carriers.ErrUntrusted) || !strings.Contains(ra.Err.Error(), "not a trusted peer") {
 		t.Errorf("north: %v, want a refusal of an untrusted peer", ra.Err)
 	}
@@ -316,84 +390,81 @@ func count(t testing.TB, n *node.Node) uint64 {
 	return v.Count()
 }
 
-func testGarbage(t *testing.T, h Harness) {
-	for _, tc := range []struct {
-		name  string
-		valid int // frames of a real session before the garbage
-	}{{"AtOnce", 0}, {"AfterHello", 1}, {"AfterAuth", 2}} {
-		t.Run(tc.name, func(t *testing.T) {
-			a, b := NewNode(t, "north"), NewNode(t, "river")
-			Introduce(t, a, b)
-			Send(t, a, b, "hello")
-			before := count(t, b)
-			la, lb := h.Connect(t, a, b)
-			ra, rb := SyncPair(t, a, b, Garbage(la, tc.valid), lb, carriers.Options{Idle: 3 * time.Second}, carriers.Options{Idle: 3 * time.Second})
-			if !errors.Is(rb.Err, carriers.ErrProtocol) {
-				t.Errorf("river: %v, want a protocol error", rb.Err)
-			}
-			_ = ra
-			if after := count(t, b); after != before {
-				t.Errorf("river accounts for %d bundles after garbage, %d before", after, before)
-			}
-		})
+var garbageCases = []struct {
+	name  string
+	valid int // frames of a real session before the garbage
+}{{"AtOnce", 0}, {"AfterHello", 1}, {"AfterAuth", 2}}
+
+func testGarbage(t *testing.T, h Harness, valid int) {
+	a, b := NewNode(t, "north"), NewNode(t, "river")
+	Introduce(t, a, b)
+	Send(t, a, b, "hello")
+	before := count(t, b)
+	la, lb := h.Connect(t, a, b)
+	_, rb := h.syncPair(t, a, b, Garbage(la, valid), lb, h.opts(3*time.Second), h.opts(3*time.Second))
+	if !errors.Is(rb.Err, carriers.ErrProtocol) {
+		t.Errorf("river: %v, want a protocol error", rb.Err)
+	}
+	if after := count(t, b); after != before {
+		t.Errorf("river accounts for %d bundles after garbage, %d before", after, before)
 	}
 }
 
-func testStall(t *testing.T, h Harness) {
-	for _, tc := range []struct {
-		name  string
-		after int64 // bytes before the peer goes silent
-	}{{"BeforeHello", 0}, {"MidTransfer", 300 << 10}} {
-		t.Run(tc.name, func(t *testing.T) {
-			a, b := NewNode(t, "north"), NewNode(t, "river")
-			Introduce(t, a, b)
-			bigMessages(t, a, b, 1<<20)
-			la, lb := h.Connect(t, a, b)
-			start := time.Now()
-			// The silent side gives up later than river notices.
-			_, rb := SyncPair(t, a, b, StallAfter(la, tc.after), lb, carriers.Options{Idle: time.Second}, carriers.Options{Idle: 300 * time.Millisecond})
-			if !errors.Is(rb.Err, carriers.ErrStalled) {
-				t.Errorf("river: %v, want a stalled peer", rb.Err)
-			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Errorf("a stall took %s to notice", d)
-			}
-			if tc.after > 0 {
-				p, _ := b.PartialOf(context.Background(), a.ID(), 1)
-				if p == nil || p.Have != rb.Report.Received.Bytes {
-					t.Errorf("after a stall with %d bytes received, partial %+v", rb.Report.Received.Bytes, p)
-				}
-			}
-		})
+var stallCases = []struct {
+	name  string
+	after int64 // bytes before the peer goes silent
+}{{"BeforeHello", 0}, {"MidTransfer", 300 << 10}}
+
+func testStall(t *testing.T, h Harness, after int64) {
+	after = h.size(after)
+	a, b := NewNode(t, "north"), NewNode(t, "river")
+	Introduce(t, a, b)
+	bigMessages(t, a, b, int(h.size(1<<20)))
+	la, lb := h.Connect(t, a, b)
+	start := time.Now()
+	// The silent side gives up later than river notices.
+	_, rb := h.syncPair(t, a, b, StallAfter(la, after), lb, h.opts(time.Second), h.opts(300*time.Millisecond))
+	if !errors.Is(rb.Err, carriers.ErrStalled) {
+		t.Errorf("river: %v, want a stalled peer", rb.Err)
+	}
+	if d := time.Since(start); d > h.time(10*time.Second) {
+		t.Errorf("a stall took %s to notice", d)
+	}
+	if after > 0 {
+		p, _ := b.PartialOf(context.Background(), a.ID(), 1)
+		if p == nil || p.Have != rb.Report.Received.Bytes {
+			t.Errorf("after a stall with %d bytes received, partial %+v", rb.Report.Received.Bytes, p)
+		}
 	}
 }
 
-func testTamper(t *testing.T, h Harness) {
-	for _, tc := range []struct {
-		name string
-		at   int // the offset of the byte changed within the bundle
-	}{{"Header", 20}, {"Payload", 40 << 10}} {
-		t.Run(tc.name, func(t *testing.T) {
-			a, b := NewNode(t, "north"), NewNode(t, "river")
-			Introduce(t, a, b)
-			bigMessages(t, a, b, 200<<10)
-			before := count(t, b)
-			la, lb := h.Connect(t, a, b)
-			ra, rb := SyncPair(t, a, b, Tamper(la, tc.at), lb, carriers.Options{}, carriers.Options{})
-			if !errors.Is(rb.Err, carriers.ErrBadBundle) {
-				t.Errorf("river: %v, want a refusal of the bundle", rb.Err)
-			}
-			var refused *carriers.RefusedError
-			if !errors.As(ra.Err, &refused) {
-				t.Errorf("north: %v, want to be told why", ra.Err)
-			}
-			if after := count(t, b); after != before {
-				t.Errorf("river accounts for %d bundles, %d before", after, before)
-			}
-			if ps, _ := b.Partials(context.Background()); len(ps) != 0 {
-				t.Errorf("river kept %d partial transfers of the bad bundle", len(ps))
-			}
-		})
+var tamperCases = []struct {
+	name string
+	at   int64 // the offset of the byte changed within the bundle
+}{{"Header", 20}, {"Payload", 40 << 10}}
+
+func testTamper(t *testing.T, h Harness, at int64) {
+	if at > 1<<10 {
+		at = h.size(at)
+	}
+	a, b := NewNode(t, "north"), NewNode(t, "river")
+	Introduce(t, a, b)
+	bigMessages(t, a, b, int(h.size(200<<10)))
+	before := count(t, b)
+	la, lb := h.Connect(t, a, b)
+	ra, rb := h.syncPair(t, a, b, Tamper(la, int(at)), lb, h.opts(0), h.opts(0))
+	if !errors.Is(rb.Err, carriers.ErrBadBundle) {
+		t.Errorf("river: %v, want a refusal of the bundle", rb.Err)
+	}
+	var refused *carriers.RefusedError
+	if !errors.As(ra.Err, &refused) {
+		t.Errorf("north: %v, want to be told why", ra.Err)
+	}
+	if after := count(t, b); after != before {
+		t.Errorf("river accounts for %d bundles, %d before", after, before)
+	}
+	if ps, _ := b.Partials(context.Background()); len(ps) != 0 {
+		t.Errorf("river kept %d partial transfers of the bad bundle", len(ps))
 	}
 }
 
@@ -401,10 +472,12 @@ func testQuota(t *testing.T, h Harness) {
 	a, b, c := NewNode(t, "north"), NewNode(t, "river"), NewNode(t, "lake")
 	Introduce(t, a, b, c)
 	// Two bundles of 300 KB for two destinations; river takes 400 KB.
-	bigMessages(t, a, b, 300<<10)
-	bigMessages(t, a, c, 300<<10)
+	bigMessages(t, a, b, int(h.size(300<<10)))
+	bigMessages(t, a, c, int(h.size(300<<10)))
 	la, lb := h.Connect(t, a, b)
-	ra, rb := SyncPair(t, a, b, la, lb, carriers.Options{}, carriers.Options{MaxReceive: 400 << 10})
+	quota := h.opts(0)
+	quota.MaxReceive = h.size(400 << 10)
+	ra, rb := h.syncPair(t, a, b, la, lb, h.opts(0), quota)
 	if ra.Err != nil || rb.Err != nil {
 		t.Fatalf("sync: %v / %v", ra.Err, rb.Err)
 	}

@@ -5,15 +5,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"ferry/archive"
 )
 
+const archiveCommands = "add, list, get, send, propose, endorse, adopt, withdraw, proposals, history or settings"
+
 // cmdArchive runs "ferry archive add|list|get|send".
 func cmdArchive(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usageError("archive: want add, list, get or send")
+		return usageError("archive: want %s", archiveCommands)
 	}
 	switch args[0] {
 	case "add":
@@ -24,48 +25,41 @@ func cmdArchive(ctx context.Context, e *env, args []string) error {
 		return archiveGet(ctx, e, args[1:])
 	case "send":
 		return archiveSend(ctx, e, args[1:])
+	case "propose":
+		return archivePropose(ctx, e, args[1:])
+	case "endorse", "adopt", "withdraw":
+		return archiveDecide(ctx, e, args[0], args[1:])
+	case "proposals":
+		return archiveProposals(ctx, e, args[1:])
+	case "history":
+		return archiveHistory(ctx, e, args[1:])
+	case "settings":
+		return archiveSettings(ctx, e, args[1:])
 	}
-	return usageError("archive: unknown subcommand %q (want add, list, get or send)", args[0])
+	return usageError("archive: unknown subcommand %q (want %s)", args[0], archiveCommands)
 }
 
 func archiveAdd(ctx context.Context, e *env, args []string) error {
 	fs := flags("archive add", e)
 	data := dataFlag(fs)
-	var meta archive.Meta
-	fs.StringVar(&meta.Title, "title", "", "the item's title (required for a new item)")
-	fs.StringVar(&meta.Description, "description", "", "what the item is")
-	tags := fs.String("tags", "", "comma-separated tags")
-	fs.StringVar(&meta.Lang, "lang", "", "the item's language (e.g. en, fr)")
-	fs.StringVar(&meta.Source, "source", "", "where the item comes from (URL)")
-	itemFlag := fs.String("item", "", "add a new version of this item (its ID)")
+	it := itemFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || (meta.Title == "" && *itemFlag == "") {
+	if len(pos) != 1 || (it.meta.Title == "" && *it.item == "") {
 		return usageError("archive add: want PATH --title T (or --item ID for a new version)")
-	}
-	if *tags != "" {
-		for t := range strings.SplitSeq(*tags, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				meta.Tags = append(meta.Tags, t)
-			}
-		}
 	}
 	n, err := openNode(*data)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	var item *[16]byte
-	if *itemFlag != "" {
-		id, err := archive.ResolveItem(ctx, n, *itemFlag)
-		if err != nil {
-			return err
-		}
-		item = &id
+	item, err := it.resolve(ctx, n)
+	if err != nil {
+		return err
 	}
-	rep, err := archive.Add(ctx, n, pos[0], item, meta)
+	rep, err := archive.Add(ctx, n, pos[0], item, it.meta)
 	if err != nil {
 		return err
 	}
@@ -172,5 +166,9 @@ func archiveSend(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "queued %d bundles (%d bytes) for %s: %d chunks (%d bytes) and the manifest (%d bytes); %d chunks it holds already\n",
 		rep.Bundles, rep.BundleBytes, p.Name, rep.Chunks, rep.ChunkBytes, rep.ManifestBytes, rep.Held)
+	if rep.BaseVersion > 0 {
+		fmt.Fprintf(e.stdout, "patch-from version %d: %d files as patches and %d whole (%d bytes), %d chunks rebuilt by %s; delta record %d bytes\n",
+			rep.BaseVersion, rep.Patches, rep.Literals, rep.PatchBytes, rep.Rebuilt, p.Name, rep.DeltaBytes)
+	}
 	return nil
 }

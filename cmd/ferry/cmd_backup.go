@@ -49,5 +49,6 @@ func cmdRestore(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "restored node %s (%s) from the backup of %s: %d files checked, %s, into %s\n",
 		m.Node, m.ID[:12], m.Created.Format("2006-01-02 15:04 MST"), len(m.Files), humanBytes(m.Bytes()), *data)
+	fmt.Fprintf(e.stdout, "new bundles and messages are numbered from %d, past any number the node may have used since the backup\n", m.SeqFloor)
 	return nil
 }

@@ -16,11 +16,10 @@ import (
 	"text/template"
 )
 
-// installPaths are where ferry install writes, under --prefix.
-const (
-	unitPath   = "etc/systemd/system/ferry.service"
-	configPath = "etc/ferry/ferry.toml"
-)
+// unitPath is where ferry install writes the unit, under --prefix; the
+// config file goes into the data directory (DATA/ferry.toml), where ferry
+// serve and ferry status find it.
+const unitPath = "etc/systemd/system/ferry.service"
 
 // installConfig is what the unit and the config file are made of.
 type installConfig struct {
@@ -52,16 +51,14 @@ func cmdInstall(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	confText, err := renderInstall(configTemplate, c)
-	if err != nil {
-		return err
-	}
+	known, _ := serveFlags(&env{stderr: io.Discard})
+	confText := []byte(defaultConfig(known, configHeader, map[string]string{"listen": c.Listen}))
 	unit := filepath.Join(*prefix, unitPath)
 	if err := installFile(unit, unitText, 0o644, true); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "wrote %s\n", unit)
-	conf := filepath.Join(*prefix, configPath)
+	conf := filepath.Join(*prefix, c.Data, configName)
 	if err := installFile(conf, confText, 0o644, false); errors.Is(err, os.ErrExist) {
 		fmt.Fprintf(e.stdout, "kept %s (it exists)\n", conf)
 	} else if err != nil {
@@ -251,7 +248,8 @@ User={{.User}}
 Group={{.User}}
 # Serial LoRa modems (/dev/ttyUSB*, /dev/ttyACM*) belong to dialout.
 SupplementaryGroups=dialout
-ExecStart={{.Bin}} serve --data {{.Data}} --listen {{.Listen}}
+# Settings: {{.Data}}/ferry.toml (a flag here would win over the file).
+ExecStart={{.Bin}} serve --data {{.Data}}
 Restart=on-failure
 RestartSec=5s
 TimeoutStopSec=30s
@@ -298,57 +296,14 @@ SystemCallErrorNumber=EPERM
 WantedBy=multi-user.target
 `))
 
-var configTemplate = template.Must(template.New("config").Parse(`# ferry configuration (TOML), written by ferry install.
+// configHeader opens the config file ferry install writes.
+const configHeader = `# ferry configuration (TOML), written by ferry install. ferry serve and
+# ferry status read it from the data directory (or from --config FILE).
 #
-# NOTE: this version of ferry does not read this file yet. Every setting
-# below is also a flag of "ferry serve"; until the config file is parsed,
-# change the flags on the ExecStart line of
-# /etc/systemd/system/ferry.service and run "systemctl daemon-reload &&
-# systemctl restart ferry". The names here are the ones the file will use.
-# Every setting is commented out and shows its default.
-
-# The node's data directory: keys, database, spool, files. Back it up with
-# "ferry backup --out /media/STICK/ferry-backup".
-# data = "{{.Data}}"
-
-# The node's name, used when serve initializes an empty data directory
-# (default: the host name).
-# name = ""
-
-# Where the web inbox listens. 0.0.0.0:80 serves the whole network.
-# listen = "{{.Listen}}"
-
-# Log every web request.
-# verbose = false
-
-[web]
-# The largest file a member may upload, in MiB.
-# max_upload_mib = 50
-# What each member may store, in MiB.
-# quota_mib = 1024
-
-[sync]
-# Where peers sync with this node over TLS, or "off".
-# listen = ":7373"
-# When to sync with peers whose cards give addresses: "every 6h", "daily 03:00".
-# every = "every 6h"
-# MiB of bundles to take in from a peer in one session.
-# quota_mib = 1024
-
-[discovery]
-# Find peers on the LAN by UDP beacons, and sync with them.
-# enabled = true
-# listen = ":7374"
-# to = ["255.255.255.255:7374"]
-# every = "30s"
-
-[usb]
-# Bytes to leave free on a stick (default: 2 % of its size, 1-64 MiB).
-# reserve = 0
-
-[status]
-# ferry status raises its disk alarm below this share of free space or
-# this many bytes, whichever comes first.
-# alarm_free_percent = 10
-# alarm_free_bytes = 1073741824
-`))
+# Every setting is a flag of "ferry serve": a key is the flag's name with
+# "_" for "-", and a flag whose first word it shares with others sits in a
+# table of that word ([sync] listen is --sync-listen). A flag given on the
+# command line wins over this file. Settings commented out show their
+# default. An unknown key or a bad value stops ferry serve with the line
+# number. After a change: sudo systemctl restart ferry
+`

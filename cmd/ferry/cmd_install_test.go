@@ -22,7 +22,7 @@ func TestInstall(t *testing.T) {
 		"User=ferry",
 		"Group=ferry",
 		"SupplementaryGroups=dialout",
-		"ExecStart=" + ferryBin + " serve --data /var/lib/ferry --listen 0.0.0.0:80",
+		"ExecStart=" + ferryBin + " serve --data /var/lib/ferry",
 		"StateDirectory=ferry",
 		"ProtectSystem=strict",
 		"ReadWritePaths=/var/lib/ferry",
@@ -40,13 +40,15 @@ func TestInstall(t *testing.T) {
 	}
 	verifyUnit(t, unitFile)
 
-	// The config file: every setting commented, the header honest.
-	conf, err := os.ReadFile(filepath.Join(prefix, "etc/ferry/ferry.toml"))
+	// The config file, in the data directory: every setting commented but
+	// the address given to install.
+	confPath := filepath.Join(prefix, "var/lib/ferry", configName)
+	conf, err := os.ReadFile(confPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(conf), "does not read this file yet") {
-		t.Error("the config file's header does not say that ferry does not read it yet")
+	if !strings.Contains(string(conf), "read it from the data directory") {
+		t.Error("the config file's header does not say who reads it")
 	}
 	settings := 0
 	for _, l := range strings.Split(string(conf), "\n") {
@@ -56,6 +58,7 @@ func TestInstall(t *testing.T) {
 		case strings.HasPrefix(l, "# ") && strings.Contains(l, " = "):
 			settings++
 		case strings.HasPrefix(l, "#"):
+		case l == `listen = "0.0.0.0:80"`:
 		default:
 			t.Errorf("config line %q is neither a comment nor a section", l)
 		}
@@ -63,12 +66,19 @@ func TestInstall(t *testing.T) {
 	if settings < 10 {
 		t.Errorf("config file shows %d settings", settings)
 	}
+	// The binary reads the file it wrote.
+	data := filepath.Join(t.TempDir(), "north")
+	mustFerry(t, "init", "--data", data, "--name", "north")
+	os.WriteFile(filepath.Join(data, configName), conf, 0o644)
+	mustFerry(t, "status", "--data", data, "--alarm-free-percent", "0", "--alarm-free-mib", "0")
+
 	// A second install keeps an edited config file.
-	os.WriteFile(filepath.Join(prefix, "etc/ferry/ferry.toml"), []byte("# mine\n"), 0o644)
-	out = mustFerry(t, "install", "--prefix", prefix, "--bin", ferryBin, "--data", "/srv/ferry", "--listen", "0.0.0.0:8080")
+	os.WriteFile(confPath, []byte("# mine\n"), 0o644)
+	out = mustFerry(t, "install", "--prefix", prefix, "--bin", ferryBin, "--data", "/var/lib/ferry", "--listen", "0.0.0.0:8080")
 	if !strings.Contains(out, "kept") {
 		t.Errorf("second install did not keep the config:\n%s", out)
 	}
+	mustFerry(t, "install", "--prefix", prefix, "--bin", ferryBin, "--data", "/srv/ferry", "--listen", "0.0.0.0:8080")
 	unit = unitLines(t, unitFile)
 	if !unit["CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW"] || !unit["ReadWritePaths=/srv/ferry"] {
 		t.Errorf("unit for port 8080 and /srv/ferry: %v", unit)

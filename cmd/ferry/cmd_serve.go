@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"ferry/node"
 	"ferry/web"
@@ -16,20 +18,51 @@ import (
 // chooses to open it to the network (--listen 0.0.0.0:80).
 const defaultListen = "127.0.0.1:8080"
 
-func cmdServe(ctx context.Context, e *env, args []string) error {
+// serveOptions are the flags of ferry serve.
+type serveOptions struct {
+	data, config, listen, name *string
+	maxUpload, quota           *int64
+	verbose                    *bool
+	live                       *carrierFlags // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
+	sticks                     *usbFlags     // USB sticks: mount watcher (serve_usb.go)
+	bleDevice                  *string       // Bluetooth LE (serve_ble.go)
+	radio                      *serveLoRa    // LoRa modem (serve_lora.go)
+	alarm                      *alarmFlags   // the disk alarm (cmd_status.go)
+}
+
+// serveFlags makes serve's flag set. Every flag of it can be set in the
+// config file too (config.go): ferry install writes the default file from
+// this set, and ferry status reads serve's file against it.
+func serveFlags(e *env) (*flag.FlagSet, *serveOptions) {
 	fs := flags("serve", e)
-	data := dataFlag(fs)
-	listen := fs.String("listen", defaultListen, "the address to serve the web inbox on, e.g. 0.0.0.0:80 for the whole network")
-	name := fs.String("name", "", "the node's name when serve initializes a new data directory (default: this machine's host name)")
-	maxUpload := fs.Int64("max-upload", web.DefaultMaxUpload>>20, "the largest file a member may upload, in MiB")
-	quota := fs.Int64("quota", web.DefaultQuota>>20, "what each member may store, in MiB")
-	verbose := fs.Bool("v", false, "log every request")
-	live := addCarrierFlags(fs)  // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
-	sticks := addUSBFlags(fs)    // USB sticks: mount watcher (serve_usb.go)
-	bleDevice := addBLEFlags(fs) // Bluetooth LE (serve_ble.go)
+	o := &serveOptions{}
+	o.data = dataFlag(fs)
+	o.config = configFlag(fs)
+	o.listen = fs.String("listen", defaultListen, "the address to serve the web inbox on, e.g. 0.0.0.0:80 for the whole network")
+	o.name = fs.String("name", "", "the node's name when serve initializes a new data directory (default: this machine's host name)")
+	o.maxUpload = fs.Int64("max-upload", web.DefaultMaxUpload>>20, "the largest file a member may upload, in MiB")
+	o.quota = fs.Int64("quota", web.DefaultQuota>>20, "what each member may store, in MiB")
+	o.verbose = fs.Bool("verbose", false, "log every request")
+	fs.BoolVar(o.verbose, "v", false, "short for --verbose")
+	o.live = addCarrierFlags(fs)
+	o.sticks = addUSBFlags(fs)
+	o.bleDevice = addBLEFlags(fs)
+	o.radio = addServeLoRaFlags(fs)
+	o.alarm = addAlarmFlags(fs)
+	return fs, o
+}
+
+func cmdServe(ctx context.Context, e *env, args []string) error {
+	started := time.Now()
+	fs, o := serveFlags(e)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := applyConfig(fs, fs); err != nil {
+		return err
+	}
+	data, listen, name, maxUpload, quota, verbose := o.data, o.listen, o.name, o.maxUpload, o.quota, o.verbose
+	live, sticks, bleDevice, radio := o.live, o.sticks, o.bleDevice, o.radio
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -55,8 +88,24 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer func() { stopBLE(); bleDone() }()
+	loraCtx, stopLoRa := context.WithCancel(ctx)
+	mon, loraDone, err := startLoRa(loraCtx, n, radio, links.Stats, log)
+	if err != nil {
+		stopLoRa()
+		return err
+	}
+	defer func() { stopLoRa(); loraDone() }()
+	var radios []web.RadioStatus
+	if mon != nil {
+		radios = append(radios, mon)
+	}
+	if err := writeServeRunning(n.Dir(), started); err != nil {
+		return err
+	}
+	defer removeServeRunning(n.Dir())
 	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20,
-		Links: links.Stats, Sticks: monitor})
+		Links: links.Stats, Sticks: monitor, Radios: radios,
+		Health: web.HealthOptions{Version: currentBuild().String(), Started: started, Status: o.alarm.options()}})
 	if err != nil {
 		return err
 	}

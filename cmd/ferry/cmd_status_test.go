@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ferry/node"
 )
 
 func TestStatus(t *testing.T) {
@@ -61,12 +63,12 @@ func TestStatusDiskAlarm(t *testing.T) {
 		{free: 0, size: 0},
 	} {
 		c.alarm = c.size > 0 && (c.free*10 < c.size || c.free < gib)
-		got := diskAlarm(c.free, c.size)
+		got := node.DiskAlarm(c.free, c.size, node.DefaultAlarmPercent, node.DefaultAlarmBytes)
 		if (got != "") != c.alarm {
 			t.Errorf("diskAlarm(%d, %d) = %q, want alarm %v", c.free, c.size, got, c.alarm)
 		}
 	}
-	if got := diskAlarm(3*gib, 32*gib); !strings.Contains(got, "3.0 GiB (9.4 %) free") {
+	if got := node.DiskAlarm(3*gib, 32*gib, node.DefaultAlarmPercent, node.DefaultAlarmBytes); !strings.Contains(got, "3.0 GiB (9.4 %) free") {
 		t.Errorf("alarm text = %q", got)
 	}
 }

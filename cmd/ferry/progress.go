@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"ferry/node"
 )
 
 // progressBar draws one line of progress (bytes, rate, ETA) on a terminal,
@@ -65,14 +67,4 @@ func (b *progressBar) done() {
 	}
 }
 
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+func humanBytes(n int64) string { return node.HumanBytes(n) }
