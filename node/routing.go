@@ -22,8 +22,13 @@ const (
 	// messages and receipts, bounded copies for bulky bundles, delivery
 	// predictability to choose when capacity is scarce, and carry quotas.
 	RouteFerry RoutingMode = "ferry"
-	// RouteEpidemic hands every bundle to every peer that lacks it.
+	// RouteEpidemic hands every bundle to every peer that lacks it;
+	// delivered news (routing summaries) still drops delivered bundles.
 	RouteEpidemic RoutingMode = "epidemic"
+	// RouteEpidemicPlain is plain epidemic routing: like RouteEpidemic,
+	// but only the destination's own receipts and inventories settle a
+	// bundle (ferry's behaviour before routing summaries).
+	RouteEpidemicPlain RoutingMode = "epidemic-plain"
 	// RouteDirect hands a bundle only to its destination: nodes never
 	// carry for others (a stick still carries its source's bundles).
 	RouteDirect RoutingMode = "direct"
@@ -147,6 +152,9 @@ func (c Contact) reach(dest bundle.Destination) float64 {
 // policy hands on, in the order to send them. See docs/routing.md.
 func (n *Node) Plan(ctx context.Context, c Contact, cands []BundleInfo) ([]BundleInfo, error) {
 	r := n.Routing()
+	if r.Mode == RouteEpidemicPlain {
+		r.Mode = RouteEpidemic
+	}
 	if r.Mode == RouteEpidemic {
 		if !c.Narrow() || r.BulkOnNarrow {
 			return cands, nil
@@ -521,7 +529,7 @@ func (n *Node) LearnRoutes(ctx context.Context, r *Routes) (int, error) {
 			return 0, err
 		}
 	}
-	if n.Routing().Mode == RouteEpidemic {
+	if n.Routing().Mode == RouteEpidemicPlain {
 		return 0, nil // plain epidemic routing: no delivered news
 	}
 	return n.settleDelivered(ctx, r.Delivered)

@@ -83,7 +83,7 @@ func (s *syncer) readRoutes(ctx context.Context) error {
 				s.reach[d] = pd
 			}
 		}
-		if s.n.Routing().Mode == node.RouteEpidemic {
+		if s.n.Routing().Mode == node.RouteEpidemicPlain {
 			continue // plain epidemic routing: no delivered news
 		}
 		for _, d := range r.Delivered {

@@ -12,7 +12,7 @@ import (
 func cmdSim(ctx context.Context, e *env, args []string) error {
 	fs := flags("sim", e)
 	scenario := fs.String("scenario", "small", "the scenario to simulate: "+scenarioNames())
-	modes := fs.String("mode", "ferry,epidemic,direct", "routing modes to compare, comma-separated: ferry, epidemic, direct")
+	modes := fs.String("mode", "ferry,epidemic,direct", "routing modes to compare, comma-separated: ferry, epidemic, epidemic-plain, direct")
 	dir := fs.String("dir", "", "folder for the simulated nodes and sticks (default: a temporary folder; /dev/shm is faster)")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	quiet := fs.Bool("quiet", false, "no line per simulated day")
@@ -27,9 +27,9 @@ func cmdSim(ctx context.Context, e *env, args []string) error {
 	for _, m := range strings.Split(*modes, ",") {
 		mode := node.RoutingMode(strings.TrimSpace(m))
 		switch mode {
-		case node.RouteFerry, node.RouteEpidemic, node.RouteDirect:
+		case node.RouteFerry, node.RouteEpidemic, node.RouteEpidemicPlain, node.RouteDirect:
 		default:
-			return usageError("sim: unknown mode %q (ferry, epidemic, direct)", m)
+			return usageError("sim: unknown mode %q (ferry, epidemic, epidemic-plain, direct)", m)
 		}
 		o := sim.RunOptions{Dir: *dir}
 		if !*quiet && !*jsonOut {
