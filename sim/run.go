@@ -23,6 +23,9 @@ type RunOptions struct {
 	Log io.Writer
 	// Lora makes LoRa links; nil means in-memory links of 251-byte frames.
 	Lora LinkFunc
+	// Copies, if positive, overrides node.DefaultCopies under ferry's
+	// policy.
+	Copies int
 }
 
 // event is one thing that happens at a time.
@@ -62,7 +65,7 @@ func Run(ctx context.Context, sc Scenario, mode node.RoutingMode, o RunOptions) 
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	routing := node.Routing{Mode: mode}
+	routing := node.Routing{Mode: mode, Copies: o.Copies}
 	if mode == node.RouteFerry {
 		routing.CarryQuota, routing.PeerQuota = sc.CarryQuota, sc.PeerQuota
 	}

@@ -16,6 +16,7 @@ func cmdSim(ctx context.Context, e *env, args []string) error {
 	dir := fs.String("dir", "", "folder for the simulated nodes and sticks (default: a temporary folder; /dev/shm is faster)")
 	jsonOut := fs.Bool("json", false, "print the results as JSON")
 	quiet := fs.Bool("quiet", false, "no line per simulated day")
+	copies := fs.Int("copies", 0, "copies of a bulky bundle its source hands on under ferry's policy (default 4)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -31,7 +32,7 @@ func cmdSim(ctx context.Context, e *env, args []string) error {
 		default:
 			return usageError("sim: unknown mode %q (ferry, epidemic, epidemic-plain, direct)", m)
 		}
-		o := sim.RunOptions{Dir: *dir}
+		o := sim.RunOptions{Dir: *dir, Copies: *copies}
 		if !*quiet && !*jsonOut {
 			o.Log = e.stderr
 		}
