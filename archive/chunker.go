@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 
 	"ferry/bundle"
 )
@@ -18,9 +19,39 @@ type Profile struct {
 var (
 	// ProfileText suits text and websites: small edits move little.
 	ProfileText = Profile{Min: 4 << 10, Avg: 16 << 10, Max: 64 << 10}
-	// ProfileBulk suits large media.
+	// ProfileBulk suits large media: Add uses it for files of at least
+	// bulkMinSize whose first 64 KiB look incompressible (see isBulk).
 	ProfileBulk = Profile{Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20}
 )
+
+// bulkMinSize is the smallest file Add cuts with ProfileBulk.
+const bulkMinSize = 4 << 20
+
+// bulkEntropy is the Shannon entropy (bits per byte) of a file's first
+// 64 KiB above which Add takes it for media or compressed data: text and
+// HTML stay near 4.5-6, zstd/JPEG/MP4 above 7.9.
+const bulkEntropy = 7.5
+
+// isBulk reports whether sample, a file's first bytes, looks
+// incompressible: its byte entropy is at least bulkEntropy.
+func isBulk(sample []byte) bool {
+	if len(sample) == 0 {
+		return false
+	}
+	var hist [256]int
+	for _, b := range sample {
+		hist[b]++
+	}
+	n := float64(len(sample))
+	h := 0.0
+	for _, c := range hist {
+		if c > 0 {
+			p := float64(c) / n
+			h -= p * math.Log2(p)
+		}
+	}
+	return h >= bulkEntropy
+}
 
 // gear is FastCDC's table of 256 random 64-bit values. It is fixed and
 // public so that every node cuts the same content into the same chunks:
@@ -75,7 +106,7 @@ func (p Profile) cut(data []byte, small, large uint64) int {
 // and hands each one to put, which must not keep the slice.
 func chunkStream(r io.Reader, p Profile, put func(data []byte) error) error {
 	small, large := p.masks()
-	buf := make([]byte, 4*p.Max)
+	buf := make([]byte, 2*p.Max)
 	var have, start int
 	eof := false
 	for {

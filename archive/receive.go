@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"ferry/bundle"
 	"ferry/node"
@@ -15,16 +17,55 @@ func init() {
 	node.RegisterRecordHandler(bundle.RecordArchiveChunk, applyChunk)
 	node.RegisterRecordHandler(bundle.RecordArchiveManifest, applyManifest)
 	node.RegisterRecordHandler(bundle.RecordArchiveDelta, applyDelta)
+	node.RegisterCommitHook(flushChunks)
 }
+
+// flushChunks makes the chunks an ingest buffered durable and indexed
+// before the ingest commits.
+func flushChunks(ctx context.Context, n *node.Node, tx *sql.Tx) error {
+	if st := cachedStore(storeDir(n.Dir())); st != nil {
+		if err := st.Flush(); err != nil {
+			return err
+		}
+	}
+	v, ok := batches.LoadAndDelete(n.Dir())
+	if !ok || v.(*ingestBatch).tx != tx || len(v.(*ingestBatch).proven) == 0 {
+		return nil
+	}
+	return noteProven(ctx, tx, v.(*ingestBatch).source, v.(*ingestBatch).proven)
+}
+
+// noteProven records that peer holds the chunks.
+func noteProven(ctx context.Context, tx *sql.Tx, peer bundle.NodeID, hashes [][32]byte) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO archive_peer_chunks (peer, hash, bundle) VALUES (?, ?, NULL)
+		ON CONFLICT (peer, hash) DO UPDATE SET bundle = NULL`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, h := range hashes {
+		if _, err := stmt.ExecContext(ctx, peer[:], h[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunkBufs holds the buffers received chunks are read into: one chunk
+// at a time, at most 8 MiB, without a new allocation per chunk.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, bundle.MaxArchiveChunkSize+1); return &b }}
 
 // applyChunk stores one chunk of a bundle for this node. A chunk written
 // by a bundle that is then refused stays in the store: it is addressed by
 // its hash, so it can do no harm, and a later delta need not carry it.
 func applyChunk(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header, body io.Reader) error {
-	data, err := io.ReadAll(io.LimitReader(body, bundle.MaxArchiveChunkSize+1))
-	if err != nil {
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	k, err := io.ReadFull(body, (*bp)[:bundle.MaxArchiveChunkSize+1])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return err
 	}
+	data := (*bp)[:k]
 	if len(data) == 0 || len(data) > bundle.MaxArchiveChunkSize {
 		return &bundle.LimitError{What: "archive chunk size", Got: uint64(len(data)), Limit: bundle.MaxArchiveChunkSize}
 	}
@@ -36,11 +77,39 @@ func applyChunk(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header,
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO archive_peer_chunks (peer, hash, bundle) VALUES (?, ?, NULL)
-		ON CONFLICT (peer, hash) DO UPDATE SET bundle = NULL`, h.Source[:], ref.Hash[:]); err != nil {
-		return err
+	b := batchFor(n, tx)
+	b.source = h.Source
+	b.proven = append(b.proven, ref.Hash)
+	if !b.acked {
+		b.acked = true
+		return acknowledge(ctx, n, tx, h)
 	}
-	return acknowledge(ctx, n, tx, h)
+	return nil
+}
+
+// ingestBatch collects, for the bundle being applied to a node, the
+// chunks its sender proved it holds; flushChunks writes them in one go
+// before the ingest commits. Ingest is serialized per node, so one batch
+// per node suffices; a batch of a rolled-back ingest is dropped when the
+// next one starts.
+type ingestBatch struct {
+	tx     *sql.Tx
+	source bundle.NodeID
+	proven [][32]byte
+	acked  bool
+}
+
+var batches sync.Map // node data dir → *ingestBatch
+
+func batchFor(n *node.Node, tx *sql.Tx) *ingestBatch {
+	if v, ok := batches.Load(n.Dir()); ok {
+		if b := v.(*ingestBatch); b.tx == tx {
+			return b
+		}
+	}
+	b := &ingestBatch{tx: tx}
+	batches.Store(n.Dir(), b)
+	return b
 }
 
 // applyManifest verifies and stores a snapshot, marks it complete when
@@ -75,31 +144,23 @@ func acceptManifest(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Hea
 			return err
 		}
 	}
-	if err := st.syncDirs(); err != nil {
+	if err := st.Flush(); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
 	verr := verify(st, m) // a missing chunk leaves the snapshot incomplete, not refused
 	if err := saveManifest(ctx, tx, m, verr == nil, n.Now()); err != nil {
 		return err
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO archive_peer_chunks (peer, hash, bundle) VALUES (?, ?, NULL)
-		ON CONFLICT (peer, hash) DO UPDATE SET bundle = NULL`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	for _, c := range m.Chunks {
-		if _, err := stmt.ExecContext(ctx, h.Source[:], c.Hash[:]); err != nil {
-			return err
-		}
-	}
 	// The sender holds the manifest too: a later delta may use it as base.
 	body, err := m.AppendBinary(nil)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(body)
-	if _, err := stmt.ExecContext(ctx, h.Source[:], sum[:]); err != nil {
+	hashes := make([][32]byte, len(m.Chunks), len(m.Chunks)+1)
+	for i, c := range m.Chunks {
+		hashes[i] = c.Hash
+	}
+	if err := noteProven(ctx, tx, h.Source, append(hashes, sha256.Sum256(body))); err != nil {
 		return err
 	}
 	return acknowledge(ctx, n, tx, h)

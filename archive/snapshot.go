@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"ferry/bundle"
@@ -88,20 +90,12 @@ func snapshot(ctx context.Context, n *node.Node, path string, item *[16]byte, me
 		return nil, err
 	}
 	rep := &AddReport{Manifest: m, Skipped: skipped}
+	pp := newPutter(st)
 	put := func(data []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ref, wrote, err := st.Put(data)
-		if err != nil {
-			return err
-		}
-		if wrote {
-			rep.NewChunks++
-			rep.NewBytes += int64(len(data))
-		}
-		m.Chunks = append(m.Chunks, ref)
-		return nil
+		return pp.put(data)
 	}
 	for lo := 0; lo < len(files); {
 		// A run is one large file, or consecutive small ones.
@@ -111,22 +105,119 @@ func snapshot(ctx context.Context, n *node.Node, path string, item *[16]byte, me
 				hi++
 			}
 		}
+		p := ProfileText
+		if hi == lo+1 && files[lo].Size >= bulkMinSize {
+			bulk, err := sampleBulk(root, files[lo].Path)
+			if err != nil {
+				return nil, fmt.Errorf("archive: add %s: %w", path, err)
+			}
+			if bulk {
+				p = ProfileBulk
+			}
+		}
 		rr := &runReader{root: root, files: files[lo:hi], h: sha256.New()}
-		if err := chunkStream(rr, ProfileText, put); err != nil {
+		if err := chunkStream(rr, p, put); err != nil {
+			if perr := pp.close(); perr != nil {
+				err = perr // the store's own error, not "storing failed"
+			}
 			return nil, fmt.Errorf("archive: add %s: %w", path, err)
 		}
 		if rr.i != len(rr.files) {
+			pp.close()
 			return nil, fmt.Errorf("archive: add %s: chunker stopped early", path)
 		}
 		lo = hi
 	}
-	if err := st.syncDirs(); err != nil {
+	if err := pp.close(); err != nil {
+		return nil, fmt.Errorf("archive: add %s: %w", path, err)
+	}
+	m.Chunks, rep.NewChunks, rep.NewBytes = pp.refs, pp.newChunks, pp.newBytes
+	if err := st.Flush(); err != nil {
 		return nil, fmt.Errorf("archive: add: %w", err)
 	}
 	if err := m.Sign(n.Identity().Sign); err != nil {
 		return nil, fmt.Errorf("archive: add %s: %w", path, err)
 	}
 	return rep, nil
+}
+
+// putter hashes and stores chunks on a second goroutine while the
+// caller reads, hashes and cuts the next ones: two cores share the work
+// of Add. At most putQueue chunks wait, so memory stays bounded (bulk
+// chunks are at most 4 MiB).
+type putter struct {
+	st   *Store
+	ch   chan []byte
+	done chan struct{}
+	err  error       // set by the worker; read after done
+	bad  atomic.Bool // the worker failed: stop feeding it
+
+	refs      []bundle.ArchiveChunkRef
+	newChunks int
+	newBytes  int64
+}
+
+const putQueue = 2
+
+// chunkCopies recycles the buffers chunks wait in.
+var chunkCopies = sync.Pool{New: func() any { return new([]byte) }}
+
+func newPutter(st *Store) *putter {
+	p := &putter{st: st, ch: make(chan []byte, putQueue), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for b := range p.ch {
+			if p.err == nil {
+				ref, wrote, err := p.st.Put(b)
+				if err != nil {
+					p.err = err
+					p.bad.Store(true)
+				} else {
+					p.refs = append(p.refs, ref)
+					if wrote {
+						p.newChunks++
+						p.newBytes += int64(len(b))
+					}
+				}
+			}
+			chunkCopies.Put(&b)
+		}
+	}()
+	return p
+}
+
+// put queues a copy of data for storing.
+func (p *putter) put(data []byte) error {
+	if p.bad.Load() {
+		return errors.New("storing a chunk failed")
+	}
+	bp := chunkCopies.Get().(*[]byte)
+	b := append((*bp)[:0], data...)
+	p.ch <- b
+	return nil
+}
+
+// close waits for the queued chunks and returns the first error.
+func (p *putter) close() error {
+	close(p.ch)
+	<-p.done
+	return p.err
+}
+
+// sampleBulk reads the first 64 KiB of a file and reports whether it
+// looks incompressible (isBulk).
+func sampleBulk(root *os.Root, name string) (bool, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return isBulk(buf[:n]), nil
 }
 
 func inherit(s *string, prev string) {

@@ -56,6 +56,7 @@ trap 'rm -rf "$W"' EXIT
 T=$RESULTS_DIR/usb_vs_peers.times
 OUT=$RESULTS_DIR/usb_vs_peers.txt
 : >"$T"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 if [ ! -d "$DATA" ]; then
   log "generating the 1 GiB mixed set in $DATA"
@@ -167,7 +168,7 @@ for r in $(seq 1 "$RUNS"); do
 done
 
 {
-  echo "# usb_vs_peers  $(date -u +%FT%TZ)  $(nproc) cores  $(uname -r)  load $(cut -d' ' -f1-3 /proc/loadavg)  COLD=$COLD  RUNS=$RUNS"
+  echo "# usb_vs_peers  $(date -u +%FT%TZ)  $(nproc) cores  $(uname -r)  load at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)  COLD=$COLD  RUNS=$RUNS"
   echo "# $(go version | cut -d' ' -f3); $(zstd -V | head -1); age $(age --version); $(nncp-file -version 2>&1 | head -1)"
   echo "# data: $BYTES bytes in $NFILES files ($DATA); MB/s = 1e6 bytes / median wall"
   awk -v b="$BYTES" -v cp="$STICK_CP" -v p="$STICK_PIPE" -v f="$STICK_FERRY" -v fb="$STICK_FERRY_BUNDLES" -v fn="$STICK_FERRY_N" -v n="$STICK_NNCP" 'BEGIN {

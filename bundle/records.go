@@ -29,6 +29,8 @@ func (t RecordType) String() string {
 		return "file"
 	case RecordAttachment:
 		return "attachment"
+	case RecordAnnounce:
+		return "announce"
 	}
 	return fmt.Sprintf("record(0x%x)", uint64(t))
 }

@@ -27,13 +27,14 @@ func TestConformance(t *testing.T) {
 		Slow:   600,
 		Connect: func(t testing.TB, a, b *node.Node) (carriers.Link, carriers.Link) {
 			air := emulator.New(emulator.Config{Loss: emulator.Random{P: 0.05}, Seed: 11})
-			ma, _ := air.Modem("a", p)
-			mb, _ := air.Modem("b", p)
+			ma, ra := air.Modem("a", p)
+			mb, rb := air.Modem("b", p)
 			start := time.Now()
 			t.Cleanup(func() {
 				ma.Close()
 				mb.Close()
 				t.Logf("on air: %+v frames, %v virtual", air.Counts(), time.Since(start).Round(time.Second))
+				checkDutyCycle(t, lora.EU868Sub10, ra, rb)
 			})
 			la := lora.NewLink(lora.LinkConfig{Modem: ma, Params: p, Budget: lora.NewBudget(lora.EU868Sub10), Initiator: true, Remote: b.Name()})
 			lb := lora.NewLink(lora.LinkConfig{Modem: mb, Params: p, Budget: lora.NewBudget(lora.EU868Sub10), Remote: a.Name()})
@@ -61,7 +62,10 @@ func TestSyncOverLoRa(t *testing.T) {
 			la := lora.NewLink(lora.LinkConfig{Modem: ma, Params: sf9, Budget: lora.NewBudget(lora.EU868Sub10), Initiator: true})
 			lb := lora.NewLink(lora.LinkConfig{Modem: mb, Params: sf9, Budget: lora.NewBudget(lora.EU868Sub10)})
 			o := carriers.Options{Idle: 10 * time.Minute}
-			return carriertest.SyncPair(t, a, b, la, lb, o, o)
+			ra, rb := carriertest.SyncPair(t, a, b, la, lb, o, o)
+			sa, sb := la.Stats(), lb.Stats()
+			t.Logf("session bytes %d → %d encoded (north), %d → %d (river)", sa.SessionBytes, sa.EncodedBytes, sb.SessionBytes, sb.EncodedBytes)
+			return ra, rb
 		}
 		start := time.Now()
 		ra, rb := sync()
@@ -95,6 +99,21 @@ func drain(t *testing.T, ms ...lora.Modem) {
 			if err != nil {
 				break
 			}
+		}
+	}
+}
+
+// checkDutyCycle fails t if a radio used more airtime in some sliding
+// window than the region allows, or sent a frame over its dwell limit.
+func checkDutyCycle(t testing.TB, reg lora.Region, radios ...*emulator.Radio) {
+	t.Helper()
+	for _, r := range radios {
+		busiest, longest := r.BusiestWindow(reg.Window)
+		if reg.DutyCycle > 0 && busiest > reg.Budget() {
+			t.Errorf("radio %s: %v on air in one sliding %v, over %s's %v", r.Name, busiest, reg.Window, reg.Name, reg.Budget())
+		}
+		if reg.Dwell > 0 && longest > reg.Dwell {
+			t.Errorf("radio %s: a frame of %v on air, over %s's dwell of %v", r.Name, longest, reg.Name, reg.Dwell)
 		}
 	}
 }

@@ -66,9 +66,13 @@ func TestGoodput(t *testing.T) {
 						hdr := time.Duration(e.sent.DataSent) * (lora.TimeOnAir(sf9, lora.MaxFrame) - lora.TimeOnAir(sf9, lora.MaxFrame-lora.HeaderSize))
 						effs = append(effs, 100*float64(ideal)/float64(used))
 						overheads = append(overheads, 100*float64(hdr+e.recv.Airtime)/float64(used))
+						checkDutyCycle(t, lora.EU868, e.ra, e.rb)
 						c := e.air.Counts()
 						lossSeen = append(lossSeen, 100*float64(c.Lost)/float64(c.Lost+c.Delivered))
 					})
+				}
+				if mean(overheads) > 5 {
+					t.Errorf("header and ACK airtime %.1f %% of all airtime, goal ≤ 5 %%", mean(overheads))
 				}
 				t.Logf("%s %d B: capacity %.1f %% [%.1f–%.1f], header+ACK %.1f %% of airtime, loss seen %.1f %% [%.1f–%.1f], %v virtual per transfer",
 					l.name, size, mean(effs), slices.Min(effs), slices.Max(effs), mean(overheads),

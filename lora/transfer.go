@@ -22,6 +22,10 @@ const (
 	TypeData  = 0x02
 	TypeAck   = 0x03
 	FlagTurn  = 0x80
+	// FlagAck on a Link's DATA frame: it carries the low 16 bits of the
+	// cumulative ACK (the next sequence expected), so that a turn with
+	// data and nothing out of order needs no ACK frame (see Link).
+	FlagAck = 0x40
 )
 
 // HeaderSize is the link header: type (1), transfer ID (4), fragment
@@ -43,11 +47,14 @@ var (
 
 // frame is a decoded link frame.
 type frame struct {
-	typ   byte
-	turn  bool
-	id    uint32
-	index uint16
-	body  []byte
+	typ  byte
+	turn bool
+	ack  bool // FlagAck
+	// Link DATA frames: the low 16 bits of the sequence and of the ACK.
+	seq16, ack16 uint16
+	id           uint32
+	index        uint16
+	body         []byte
 }
 
 func appendFrame(dst []byte, typ byte, turn bool, id uint32, index uint16, body []byte) []byte {

@@ -18,6 +18,7 @@ var sf9 = lora.Params{SF: 9, Bandwidth: 125000, CR: 1, Frequency: 869_525_000}
 
 type ends struct {
 	air        *emulator.Air
+	ra, rb     *emulator.Radio
 	a, b       lora.Modem
 	ba, bb     *lora.Budget
 	sent, recv lora.TransferStats
@@ -32,8 +33,8 @@ func newEnds(loss emulator.LossModel, reg lora.Region) *ends {
 
 func newEndsSeed(loss emulator.LossModel, reg lora.Region, seed uint64) *ends {
 	e := &ends{air: emulator.New(emulator.Config{Loss: loss, Seed: seed})}
-	e.a, _ = e.air.Modem("a", sf9)
-	e.b, _ = e.air.Modem("b", sf9)
+	e.a, e.ra = e.air.Modem("a", sf9)
+	e.b, e.rb = e.air.Modem("b", sf9)
 	e.ba, e.bb = lora.NewBudget(reg), lora.NewBudget(reg)
 	return e
 }

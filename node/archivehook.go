@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
+
 	"ferry/bundle"
 )
 
@@ -29,6 +31,38 @@ func RegisterRecordHandler(t bundle.RecordType, fn RecordHandler) {
 		panic(fmt.Sprintf("node: record type %v is node's own", t))
 	}
 	recordHandlers.Store(t, fn)
+}
+
+// CommitHook runs in Ingest after every record of a bundle for this node
+// was applied and before the transaction commits; an error aborts the
+// ingest as a store failure (rolled back). The archive makes the chunks
+// it buffered durable here, so that no bundle counts as applied before
+// its chunks are on disk.
+type CommitHook func(ctx context.Context, n *Node, tx *sql.Tx) error
+
+var (
+	commitHooksMu sync.Mutex
+	commitHooks   []CommitHook
+)
+
+// RegisterCommitHook adds fn to the hooks Ingest runs before committing
+// an applied bundle.
+func RegisterCommitHook(fn CommitHook) {
+	commitHooksMu.Lock()
+	defer commitHooksMu.Unlock()
+	commitHooks = append(commitHooks, fn)
+}
+
+func runCommitHooks(ctx context.Context, n *Node, tx *sql.Tx) error {
+	commitHooksMu.Lock()
+	hooks := commitHooks
+	commitHooksMu.Unlock()
+	for _, fn := range hooks {
+		if err := fn(ctx, n, tx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func recordHandler(t bundle.RecordType) RecordHandler {
@@ -56,13 +90,20 @@ func (n *Node) SealRecords(ctx context.Context, dest bundle.NodeID, kind bundle.
 	if err != nil {
 		return bundle.ID{}, 0, fmt.Errorf("node: peer %s: %w", p.Name, err)
 	}
+	return n.sealLocked(ctx, bundle.ToNode(dest), kind, priority, ttl, rcpt, write)
+}
+
+// sealLocked writes one bundle for dest, encrypted to rcpt, and queues it
+// for carrying. The caller holds writeMu.
+func (n *Node) sealLocked(ctx context.Context, dest bundle.Destination, kind bundle.Kind, priority uint8, ttl time.Duration,
+	rcpt age.Recipient, write func(w *bundle.Writer) error) (bundle.ID, int64, error) {
 	self := n.ID()
 	seq, err := nextBundleSeq(ctx, n.db, self)
 	if err != nil {
 		return bundle.ID{}, 0, err
 	}
 	now := n.now()
-	h := bundle.Header{Kind: kind, Priority: priority, Source: self, Dest: bundle.ToNode(dest),
+	h := bundle.Header{Kind: kind, Priority: priority, Source: self, Dest: dest,
 		Seq: seq, Created: now, Expires: now.Add(ttl)}
 	f, err := n.spool.create()
 	if err != nil {

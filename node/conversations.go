@@ -32,6 +32,8 @@ type ChatMessage struct {
 	// communities: one per destination. Empty for messages that did not
 	// leave this node.
 	Deliveries []Delivery
+
+	copies bool // a room post with copies for peers (made with the post)
 }
 
 // Quote is the message a reply answers, in brief.
@@ -79,14 +81,39 @@ func (p Page) limit() int {
 
 // RoomMessages returns a page of a room's messages, oldest first.
 func (n *Node) RoomMessages(ctx context.Context, room string, p Page) ([]ChatMessage, error) {
-	r, err := n.Room(ctx, room)
+	snap, err := n.roomsNow(ctx)
 	if err != nil {
 		return nil, err
 	}
+	i, ok := snap.byName[room]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownRoom, room)
+	}
+	r := &snap.rooms[i]
 	self := n.ID()
-	return n.entries(ctx, `m.to_user = ? AND m.room = 1 AND m.copy_of IS NULL
+	load := func() ([]ChatMessage, []*bundle.MessageRef, error) {
+		return n.loadEntries(ctx, `m.to_user = ? AND m.room = 1 AND m.copy_of IS NULL
 		AND (m.origin = ? OR m.origin IN (SELECT peer FROM room_peers WHERE room = ?))`,
-		[]any{r.Name, self[:], r.ID}, p)
+			[]any{r.Name, self[:], r.ID}, p)
+	}
+	if p.Before > 0 {
+		out, refs, err := load()
+		if err != nil {
+			return nil, err
+		}
+		return out, n.fillEntries(ctx, out, refs)
+	}
+	// The newest page: from the cache while the room's newest post, its
+	// peers and the peers' names are the same (node/roomcache.go).
+	key := roomPageKey{newest: r.last, limit: p.limit(), peers: fmt.Sprint(r.peerIDs), names: snap.peerNames}
+	out, refs, ok := n.roomPages.get(room, key)
+	if !ok {
+		if out, refs, err = load(); err != nil {
+			return nil, err
+		}
+		n.roomPages.put(room, key, out, refs)
+	}
+	return out, n.fillEntries(ctx, out, refs)
 }
 
 // DirectMessages returns a page of the direct messages between a local
@@ -263,16 +290,29 @@ func (n *Node) visibleConv(ctx context.Context, q querier, r *row, user string) 
 // entries loads a page of messages matching cond, oldest first, with their
 // quotes, attachments and delivery states.
 func (n *Node) entries(ctx context.Context, cond string, args []any, p Page) ([]ChatMessage, error) {
+	out, refs, err := n.loadEntries(ctx, cond, args, p)
+	if err != nil {
+		return nil, err
+	}
+	return out, n.fillEntries(ctx, out, refs)
+}
+
+// loadEntries loads what does not change in a page of messages: the
+// messages, oldest first, with their attachments, and the references of
+// the replies. Delivery states of room posts and quotes are left to
+// fillEntries.
+func (n *Node) loadEntries(ctx context.Context, cond string, args []any, p Page) ([]ChatMessage, []*bundle.MessageRef, error) {
 	before := p.Before
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
 	rows, err := n.query(ctx, `SELECT m.id, m.origin, m.seq, m.from_user, m.to_node, m.to_user, m.room,
 		m.body, m.created, COALESCE(m.received_at, 0), m.state, m.state_at, COALESCE(m.carrier, ''), COALESCE(m.reason, ''),
-		COALESCE((SELECT MIN(h.at) FROM handoffs h WHERE h.bundle = m.bundle), 0), m.reply_origin, m.reply_seq
+		COALESCE((SELECT MIN(h.at) FROM handoffs h WHERE h.bundle = m.bundle), 0), m.reply_origin, m.reply_seq,
+		m.room AND EXISTS (SELECT 1 FROM messages c WHERE c.copy_of = m.id)
 		FROM messages m WHERE `+cond+` AND m.id < ? ORDER BY m.id DESC LIMIT ?`, append(args, before, p.limit())...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	names := nodeNames{n: n, ctx: ctx}
 	var out []ChatMessage
@@ -281,24 +321,29 @@ func (n *Node) entries(ctx context.Context, cond string, args []any, p Page) ([]
 		e, ref, err := n.scanEntry(rows, &names)
 		if err != nil {
 			rows.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		out, refs = append(out, e), append(refs, ref)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Oldest first.
 	slices.Reverse(out)
 	slices.Reverse(refs)
-	if err := n.loadQuotes(ctx, out, refs, &names); err != nil {
-		return nil, err
+	return out, refs, n.loadAttachments(ctx, out)
+}
+
+// fillEntries adds to messages from loadEntries what may change: the
+// quotes of replies (the message quoted may arrive later) and the
+// delivery states of room posts.
+func (n *Node) fillEntries(ctx context.Context, es []ChatMessage, refs []*bundle.MessageRef) error {
+	names := nodeNames{n: n, ctx: ctx}
+	if err := n.loadQuotes(ctx, es, refs, &names); err != nil {
+		return err
 	}
-	if err := n.loadCopies(ctx, out, &names); err != nil {
-		return nil, err
-	}
-	return out, n.loadAttachments(ctx, out)
+	return n.loadCopies(ctx, es, &names)
 }
 
 // scanEntry reads a row of the entries query, and the message it replies
@@ -312,7 +357,7 @@ func (n *Node) scanEntry(rows *sql.Rows, names *nodeNames) (ChatMessage, *bundle
 	var state string
 	var d Delivery
 	if err := rows.Scan(&e.ID, &origin, &e.Msg.Seq, &e.From.User, &toNode, &e.To.User, &room,
-		&e.Body, &created, &received, &state, &stateAt, &d.Carrier, &d.Reason, &carriedAt, &replyOrigin, &replySeq); err != nil {
+		&e.Body, &created, &received, &state, &stateAt, &d.Carrier, &d.Reason, &carriedAt, &replyOrigin, &replySeq, &e.copies); err != nil {
 		return e, nil, err
 	}
 	self := n.ID()
@@ -407,7 +452,7 @@ func (n *Node) loadCopies(ctx context.Context, es []ChatMessage, names *nodeName
 	idx := map[int64]int{}
 	var ids []int64
 	for i, e := range es {
-		if e.Room != "" && e.Msg.Origin == n.ID() {
+		if e.copies {
 			idx[e.ID] = i
 			ids = append(ids, e.ID)
 		}

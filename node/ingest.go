@@ -67,6 +67,9 @@ func (n *Node) Ingest(ctx context.Context, r io.Reader) (IngestResult, error) {
 	res := IngestResult{ID: id, Header: h}
 	refuse := func(err error) (IngestResult, error) { return res, &RefusedError{ID: &id, Reason: err} }
 
+	if h.Kind == bundle.KindAnnounce { // public: trust by introduction (announce.go)
+		return n.ingestAnnouncement(ctx, rd, res)
+	}
 	self := n.ID()
 	if h.Source != self {
 		if _, err := n.Peer(ctx, h.Source.String()); errors.Is(err, ErrUnknownPeer) {
@@ -254,6 +257,9 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 	if err := ap.finish(); err != nil {
 		return res, err
 	}
+	if err := runCommitHooks(ctx, n, tx); err != nil {
+		return res, err
+	}
 	if err := insertBundle(ctx, tx, id, &h, int64(h.PayloadSize)+rd.PayloadOffset(), n.now().UnixMilli(), "applied"); err != nil {
 		return res, err
 	}
@@ -261,6 +267,7 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 		return res, fmt.Errorf("node: commit: %w", err)
 	}
 	ap.committed = true
+	forgetVersion(ctx)
 	for _, b := range ap.delivered {
 		if err := n.spool.remove(b); err != nil {
 			n.log.Warn("removing delivered bundle", "bundle", b, "err", err)

@@ -62,6 +62,7 @@ type Node struct {
 	// until it does (node/roomcache.go).
 	watch     watch
 	roomCache roomCache
+	roomPages roomPages
 	// routing is the routing policy (node/routing.go).
 	routeMu sync.Mutex
 	routing Routing
@@ -176,7 +177,7 @@ func (n *Node) Card(loc *Location, addrs []string) (string, error) {
 
 func openDB(dir string) (*sql.DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

@@ -83,6 +83,11 @@ func (n *Node) Post(ctx context.Context, d Draft) (int64, MessageID, error) {
 	if err != nil {
 		return 0, MessageID{}, err
 	}
+	conv := dmConv(dest, d.To.User)
+	if room != nil {
+		conv = roomConv(room.Name)
+	}
+	n.noteRead(d.From, conv, rowid)
 	return rowid, id, nil
 }
 

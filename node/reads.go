@@ -23,9 +23,9 @@ type readMarks struct {
 	pending map[string]map[string]int64 // user → conversation → last read
 	// known holds every mark of the users asked about, stored or pending
 	// (see marksOf).
-	known map[string]*knownMarks
-	timer   *time.Timer
-	closed  bool
+	known  map[string]*knownMarks
+	timer  *time.Timer
+	closed bool
 	// flushMu is held while marks are written, so that Close waits for a
 	// flush in progress.
 	flushMu sync.Mutex
@@ -111,6 +111,7 @@ func (n *Node) flushReads() error {
 // knownMarks are a user's read marks as of a data version.
 type knownMarks struct {
 	version int64
+	loaded  time.Time        // when the stored marks were last read
 	marks   map[string]int64 // conversation → last read
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -27,8 +28,52 @@ type watch struct {
 	stmt *sql.Stmt
 }
 
+// versionMemo remembers the data version for the rest of one request.
+type versionMemo struct {
+	mu sync.Mutex
+	v  int64
+	ok bool
+}
+
+type versionMemoKey struct{}
+
+// Request returns a context for one short request (a web page), under
+// which the node asks SQLite whether the database changed only once, not
+// at each of the page's queries: the page sees the database as it was
+// when it started, plus its own writes (a write through the context
+// forgets the answer).
+func (n *Node) Request(ctx context.Context) context.Context {
+	return context.WithValue(ctx, versionMemoKey{}, &versionMemo{})
+}
+
+// forgetVersion drops the remembered data version of ctx after a write.
+func forgetVersion(ctx context.Context) {
+	if m, _ := ctx.Value(versionMemoKey{}).(*versionMemo); m != nil {
+		m.mu.Lock()
+		m.ok = false
+		m.mu.Unlock()
+	}
+}
+
 // dataVersion returns a number that changes whenever the database changed.
 func (n *Node) dataVersion(ctx context.Context) (int64, error) {
+	m, _ := ctx.Value(versionMemoKey{}).(*versionMemo)
+	if m == nil {
+		return n.askVersion(ctx)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ok {
+		return m.v, nil
+	}
+	v, err := n.askVersion(ctx)
+	if err == nil {
+		m.v, m.ok = v, true
+	}
+	return v, err
+}
+
+func (n *Node) askVersion(ctx context.Context) (int64, error) {
 	w := &n.watch
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -64,11 +109,23 @@ func (n *Node) closeWatch() error {
 	return err
 }
 
-// roomState is a room with its newest visible post.
+// roomState is a room with its newest visible posts.
 type roomState struct {
 	Room
 	last     int64 // the newest post's local number, 0 if none
 	lastTime time.Time
+	// recent holds the local numbers of the newest MaxUnread+1 posts,
+	// newest first: enough to count what a user has not read.
+	recent []int64
+}
+
+// unread counts the posts newer than mark, up to MaxUnread+1.
+func (r *roomState) unread(mark int64) int {
+	k := 0
+	for k < len(r.recent) && r.recent[k] > mark {
+		k++
+	}
+	return k
 }
 
 // roomsSnapshot holds every room as of one data version.
@@ -76,7 +133,24 @@ type roomsSnapshot struct {
 	version int64
 	rooms   []roomState    // by title, as the room list shows them
 	byName  map[string]int // index into rooms
+	// peerNames lists every peer's ID and name: a page that shows names
+	// is stale when it changes.
+	peerNames string
+	// meta sums up the rooms, their peers and the peers' names: when it
+	// changes, the snapshot is made afresh.
+	meta string
+	// seen is the largest message number accounted for: messages are
+	// never removed, and a new one always takes a larger number, so the
+	// next snapshot only reads the messages after it.
+	seen int64
 }
+
+// metaQuery sums up what a snapshot holds besides messages.
+const metaQuery = `SELECT
+	(SELECT COALESCE(group_concat(id || ':' || name || ':' || title || ':' || topic || ':' || created_by, '|'), '') FROM rooms) || '#' ||
+	(SELECT COALESCE(group_concat(room || ':' || hex(peer), '|'), '') FROM room_peers) || '#' ||
+	(SELECT COALESCE(group_concat(hex(id) || '=' || name, '|'), '') FROM peers),
+	(SELECT COALESCE(MAX(id), 0) FROM messages)`
 
 type roomCache struct {
 	mu   sync.Mutex
@@ -96,12 +170,71 @@ func (n *Node) roomsNow(ctx context.Context) (*roomsSnapshot, error) {
 	if c.snap != nil && c.snap.version == v {
 		return c.snap, nil
 	}
-	s, err := n.loadRooms(ctx, v)
+	var meta string
+	var seen int64
+	row, err := n.queryRow(ctx, metaQuery)
+	if err == nil {
+		err = row.Scan(&meta, &seen)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s *roomsSnapshot
+	if c.snap != nil && c.snap.meta == meta {
+		s, err = n.newPosts(ctx, c.snap, v)
+	} else {
+		s, err = n.loadRooms(ctx, v)
+		if s != nil {
+			// Posts after seen are read again next time: adding a post
+			// twice is harmless (newPosts skips what it knows).
+			s.meta, s.seen = meta, seen
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	c.snap = s
 	return s, nil
+}
+
+// newPosts makes the next snapshot from old, whose rooms, peers and names
+// are unchanged, with the messages stored since.
+func (n *Node) newPosts(ctx context.Context, old *roomsSnapshot, version int64) (*roomsSnapshot, error) {
+	s := *old
+	s.version = version
+	s.rooms = slices.Clone(old.rooms)
+	rows, err := n.query(ctx, `SELECT id, room = 1 AND copy_of IS NULL, to_user, origin, created FROM messages WHERE id > ? ORDER BY id`, old.seen)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	self := n.ID()
+	for rows.Next() {
+		var id, created int64
+		var visible bool
+		var room string
+		var origin []byte
+		if err := rows.Scan(&id, &visible, &room, &origin, &created); err != nil {
+			return nil, err
+		}
+		s.seen = max(s.seen, id)
+		i, ok := s.byName[room]
+		if !visible || !ok {
+			continue
+		}
+		r := &s.rooms[i]
+		if o := bundle.NodeID(origin); o != self && !slices.Contains(r.peerIDs, o) {
+			continue
+		}
+		if id <= r.last {
+			continue // counted already
+		}
+		recent := make([]int64, 0, MaxUnread+1)
+		recent = append(recent, id)
+		r.recent = append(recent, r.recent[:min(len(r.recent), MaxUnread)]...)
+		r.last, r.lastTime = id, timeMilli(created)
+	}
+	return &s, rows.Err()
 }
 
 // loadRooms reads every room, its peers and its newest visible post.
@@ -113,8 +246,9 @@ func (n *Node) loadRooms(ctx context.Context, version int64) (*roomsSnapshot, er
 	newest := func(col string) string {
 		return `COALESCE((SELECT m.` + col + ` FROM messages m WHERE ` + roomVisible + ` ORDER BY m.id DESC LIMIT 1), 0)`
 	}
-	rows, err := n.query(ctx, `SELECT r.id, r.name, r.title, r.topic, r.created_by, r.created_at, `+newest("id")+`, `+newest("created")+`
-		FROM rooms r ORDER BY r.title COLLATE NOCASE, r.name`, self[:])
+	rows, err := n.query(ctx, `SELECT r.id, r.name, r.title, r.topic, r.created_by, r.created_at, `+newest("created")+`,
+		(SELECT COALESCE(json_group_array(id), '[]') FROM (SELECT m.id FROM messages m WHERE `+roomVisible+` ORDER BY m.id DESC LIMIT ?2))
+		FROM rooms r ORDER BY r.title COLLATE NOCASE, r.name`, self[:], MaxUnread+1)
 	if err != nil {
 		return nil, err
 	}
@@ -123,8 +257,15 @@ func (n *Node) loadRooms(ctx context.Context, version int64) (*roomsSnapshot, er
 	for rows.Next() {
 		var r roomState
 		var created, lastTime int64
-		if err := rows.Scan(&r.ID, &r.Name, &r.Title, &r.Topic, &r.CreatedBy, &created, &r.last, &lastTime); err != nil {
+		var recent string
+		if err := rows.Scan(&r.ID, &r.Name, &r.Title, &r.Topic, &r.CreatedBy, &created, &lastTime, &recent); err != nil {
 			return nil, err
+		}
+		if err := json.Unmarshal([]byte(recent), &r.recent); err != nil {
+			return nil, fmt.Errorf("node: newest posts of room %s: %w", r.Name, err)
+		}
+		if len(r.recent) > 0 {
+			r.last = r.recent[0]
 		}
 		r.CreatedAt = timeMilli(created)
 		if r.last != 0 {
@@ -134,6 +275,13 @@ func (n *Node) loadRooms(ctx context.Context, version int64) (*roomsSnapshot, er
 		s.rooms = append(s.rooms, r)
 	}
 	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	row, err := n.queryRow(ctx, `SELECT COALESCE(group_concat(hex(id) || '=' || name, ','), '') FROM (SELECT id, name FROM peers ORDER BY id)`)
+	if err == nil {
+		err = row.Scan(&s.peerNames)
+	}
+	if err != nil {
 		return nil, err
 	}
 	prows, err := n.query(ctx, `SELECT rp.room, rp.peer, COALESCE(p.name, '') FROM room_peers rp
@@ -171,10 +319,15 @@ func copyRoom(r *Room) *Room {
 	return &c
 }
 
+// marksRefresh is how often a user's stored read marks are read again
+// while the database changes. This process knows the marks it writes
+// (MarkRead, Post); only a post made by another process (`ferry msg`)
+// marks a conversation read unseen, for at most this long.
+const marksRefresh = 2 * time.Second
+
 // marksOf returns every read mark of user, stored or pending. The stored
-// ones are read again when the database changed (another process may have
-// posted for the user); marks only move forward, so what is read is merged
-// by taking the larger.
+// ones are read again when the database changed (see marksRefresh); marks
+// only move forward, so what is read is merged by taking the larger.
 func (n *Node) marksOf(ctx context.Context, user string) (map[string]int64, error) {
 	v, err := n.dataVersion(ctx)
 	if err != nil {
@@ -183,7 +336,7 @@ func (n *Node) marksOf(ctx context.Context, user string) (map[string]int64, erro
 	r := &n.reads
 	r.mu.Lock()
 	k := r.known[user]
-	if k != nil && k.version == v {
+	if k != nil && (k.version == v || time.Since(k.loaded) < marksRefresh) {
 		m := maps.Clone(k.marks)
 		r.mu.Unlock()
 		return m, nil
@@ -222,6 +375,61 @@ func (n *Node) marksOf(ctx context.Context, user string) (map[string]int64, erro
 	for conv, id := range r.pending[user] {
 		k.marks[conv] = max(k.marks[conv], id)
 	}
-	k.version = v
+	k.version, k.loaded = v, time.Now()
 	return maps.Clone(k.marks), nil
+}
+
+// noteRead records a mark this process wrote (Post) among the known ones.
+func (n *Node) noteRead(user, conv string, upto int64) {
+	r := &n.reads
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if k := r.known[user]; k != nil {
+		k.marks[conv] = max(k.marks[conv], upto)
+	}
+}
+
+// roomPages keeps the newest page of each room as loadEntries made it,
+// for as long as its key holds: no post is ever changed or removed, so a
+// room whose newest post, peers and peer names are the same shows the
+// same messages. What can change (delivery states, quotes) is filled in
+// at each view.
+type roomPages struct {
+	mu sync.Mutex
+	m  map[string]*roomPage
+}
+
+type roomPageKey struct {
+	newest int64
+	limit  int
+	peers  string
+	names  string
+}
+
+type roomPage struct {
+	key  roomPageKey
+	msgs []ChatMessage
+	refs []*bundle.MessageRef
+}
+
+// get returns a copy of the cached page, whose Files the caller must not
+// change.
+func (c *roomPages) get(room string, key roomPageKey) ([]ChatMessage, []*bundle.MessageRef, bool) {
+	c.mu.Lock()
+	p := c.m[room]
+	c.mu.Unlock()
+	if p == nil || p.key != key {
+		return nil, nil, false
+	}
+	return slices.Clone(p.msgs), p.refs, true
+}
+
+func (c *roomPages) put(room string, key roomPageKey, msgs []ChatMessage, refs []*bundle.MessageRef) {
+	p := &roomPage{key: key, msgs: slices.Clone(msgs), refs: refs}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*roomPage{}
+	}
+	c.m[room] = p
 }

@@ -131,23 +131,11 @@ func (n *Node) Rooms(ctx context.Context, user string) ([]RoomSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := n.ID()
 	out := make([]RoomSummary, len(snap.rooms))
 	for i := range snap.rooms {
 		r := &snap.rooms[i]
-		s := RoomSummary{Room: *copyRoom(&r.Room), LastID: r.last, Last: r.lastTime}
-		if mark := marks[roomConv(r.Name)]; r.last > mark {
-			// Count what is unread, up to MaxUnread+1.
-			row, err := n.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM messages m, rooms r
-				WHERE r.id = ?2 AND `+roomVisible+` AND m.id > ?3 LIMIT ?4)`, self[:], r.ID, mark, MaxUnread+1)
-			if err == nil {
-				err = row.Scan(&s.Unread)
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		out[i] = s
+		out[i] = RoomSummary{Room: *copyRoom(&r.Room), LastID: r.last, Last: r.lastTime,
+			Unread: r.unread(marks[roomConv(r.Name)])}
 	}
 	return out, nil
 }

@@ -257,6 +257,38 @@ var migrations = []string{
 		origin  BLOB NOT NULL,
 		PRIMARY KEY (item, version, origin)
 	);`,
+	// The network directory, from node announcements (docs/network.md),
+	// and the contacts this node had with its peers, which its own
+	// announcements report.
+	`CREATE TABLE directory (
+		node        BLOB PRIMARY KEY,    -- the announcer's ed25519 key
+		name        TEXT NOT NULL,       -- the name on its card
+		card        TEXT NOT NULL,
+		issued      INTEGER NOT NULL,    -- unix s, of the announcement
+		expires     INTEGER NOT NULL,    -- unix s, of its bundle; 0 never
+		lat         INTEGER,             -- tenths of a degree; NULL: not given
+		lon         INTEGER,
+		carriers    TEXT NOT NULL,       -- comma-separated
+		bundle      BLOB NOT NULL,       -- the announcement's bundle ID
+		received_at INTEGER NOT NULL     -- unix ms
+	) WITHOUT ROWID;
+	CREATE TABLE directory_links (
+		node    BLOB NOT NULL,           -- the announcer
+		heard   BLOB NOT NULL,           -- a community it was in contact with
+		name    TEXT NOT NULL,
+		last    INTEGER NOT NULL,        -- unix s
+		carrier TEXT NOT NULL,
+		bytes   INTEGER NOT NULL,
+		PRIMARY KEY (node, heard)
+	) WITHOUT ROWID;
+	CREATE INDEX directory_links_heard ON directory_links (heard);
+	CREATE TABLE contacts (
+		peer    BLOB NOT NULL,
+		carrier TEXT NOT NULL,
+		last    INTEGER NOT NULL,        -- unix ms
+		bytes   INTEGER NOT NULL,        -- carried both ways, all contacts
+		PRIMARY KEY (peer, carrier)
+	) WITHOUT ROWID;`,
 	// Routing (node/routing.go, docs/routing.md): delivery
 	// predictabilities, copies of bulky bundles handed on, and the latest
 	// routing summary taken in from each node.

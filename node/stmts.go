@@ -96,5 +96,6 @@ func runTx(ctx context.Context, db interface {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("node: commit: %w", err)
 	}
+	forgetVersion(ctx)
 	return nil
 }

@@ -107,12 +107,15 @@ func Sync(ctx context.Context, n *node.Node, root string, opts Options) (*Report
 	if s.rep.Debris, err = s.l.sweepDebris(); err != nil {
 		return nil, err
 	}
-	steps := []func(context.Context) error{s.readInventories, s.importBundles, s.readRoutes,
+	steps := []func(context.Context) error{s.readInventories, s.lastHolder, s.importBundles, s.readRoutes,
 		s.exportBundles, s.writeInventory, s.writeRoutes, s.prune}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return s.rep, err
 		}
+	}
+	if err := s.noteContact(ctx); err != nil {
+		return s.rep, err
 	}
 	s.rep.Free = s.free()
 	s.rep.Finished = n.Now()
@@ -132,6 +135,44 @@ type syncer struct {
 	// they know delivered (usb/routes.go).
 	reach     map[bundle.NodeID]float64
 	delivered map[node.SeqRef]bool
+	from      *Inventory // the node that synced the stick before this one
+	// notIntroduced are announcements waiting for the one that
+	// introduces their node.
+	notIntroduced []waiting
+}
+
+// waiting is a bundle on the stick to try again.
+type waiting struct {
+	path   string
+	id     bundle.ID
+	reason string
+}
+
+// noteContact records the stick's trip as a contact with the node that
+// synced it last before this one (by the inventories found on it): the
+// map and the node's announcements show it (docs/network.md).
+func (s *syncer) noteContact(ctx context.Context) error {
+	if s.from == nil {
+		return nil
+	}
+	return s.n.RecordContact(ctx, s.from.Node, "usb", s.n.Now(), s.rep.Imported+s.rep.ExportedBytes)
+}
+
+// lastHolder finds the node that synced the stick last, unless that was
+// this node (the stick came straight back) or the stick is new.
+// Inventories tell the time to the second: of two in the same second,
+// the other node's counts as the later.
+func (s *syncer) lastHolder(context.Context) error {
+	var last *Inventory
+	for _, inv := range s.invs {
+		if last == nil || inv.At.After(last.At) || (inv.At.Equal(last.At) && last.Node == s.n.ID()) {
+			last = inv
+		}
+	}
+	if last != nil && last.Node != s.n.ID() {
+		s.from = last
+	}
+	return nil
 }
 
 // readInventories reads the inventories of trusted nodes; others are
@@ -267,6 +308,30 @@ func (s *syncer) importBundles(ctx context.Context) error {
 		s.rep.Imported += t.size
 		s.progress("import", done, total)
 	}
+	return s.ingestIntroduced(ctx)
+}
+
+// ingestIntroduced takes in the announcements that were refused because
+// no announcement had introduced their node yet, now that the others on
+// the stick are in, for as long as that lets more in (docs/network.md);
+// the rest are left on the stick for others.
+func (s *syncer) ingestIntroduced(ctx context.Context) error {
+	for len(s.notIntroduced) > 0 {
+		again := s.notIntroduced
+		s.notIntroduced = nil
+		for _, t := range again {
+			if err := s.ingest(ctx, t.path, t.id); err != nil {
+				return err
+			}
+		}
+		if len(s.notIntroduced) == len(again) {
+			break
+		}
+	}
+	for _, t := range s.notIntroduced {
+		s.rep.Left = append(s.rep.Left, Issue{File: s.rel(t.path), Reason: t.reason})
+	}
+	s.notIntroduced = nil
 	return nil
 }
 
@@ -314,6 +379,10 @@ func (s *syncer) ingest(ctx context.Context, path string, id bundle.ID) error {
 	var refused *node.RefusedError
 	switch {
 	case errors.As(err, &refused):
+		if errors.Is(err, node.ErrNotIntroduced) {
+			s.notIntroduced = append(s.notIntroduced, waiting{path: path, id: id, reason: refused.Reason.Error()})
+			return nil
+		}
 		if errors.Is(err, node.ErrUnknownSigner) || errors.Is(err, node.ErrCannotCarry) ||
 			errors.Is(err, node.ErrCarryQuota) || errors.Is(err, node.ErrDirectOnly) {
 			s.rep.Left = append(s.rep.Left, Issue{File: s.rel(path), Reason: refused.Reason.Error()})

@@ -14,8 +14,8 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"ferry/carriers"
-	"ferry/node"
 	"ferry/lora"
+	"ferry/node"
 	"ferry/usb"
 )
 

@@ -290,11 +290,17 @@ func (p *tab) text(sel string) string {
 	p.t.Helper()
 	ctx, cancel := p.step()
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	// Read in one evaluation: a live update may swap the element between
+	// finding it and reading it, and a detached element reads as "".
+	err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel)))
+	var s string
+	if err == nil {
+		s, err = chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(function () { var e = document.querySelector(%q); return e ? e.innerText : ""; })()`, sel)))
+	}
 	if err != nil {
 		p.t.Fatalf("%s: text of %s: %v", p.name, sel, err)
 	}
-	return s
+	return strings.TrimSpace(s)
 }
 
 // count counts the elements a selector finds.

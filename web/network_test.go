@@ -8,8 +8,8 @@ import (
 
 	"ferry/bundle"
 	"ferry/carriers"
-	"ferry/node"
 	"ferry/lora"
+	"ferry/node"
 	"ferry/usb"
 )
 

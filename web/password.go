@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -72,8 +74,28 @@ func checkPassword(hash, pw string) (bool, error) {
 
 func argonKey(pw string, salt []byte, t, m uint32, p uint8) []byte {
 	hashSem <- struct{}{}
-	defer func() { <-hashSem }()
-	return argon2.IDKey([]byte(pw), salt, t, m, p, argonKeyLen)
+	key := argon2.IDKey([]byte(pw), salt, t, m, p, argonKeyLen)
+	<-hashSem
+	releaseHashMemory()
+	return key
+}
+
+var releasing atomic.Bool
+
+// releaseHashMemory hands the 19 MiB a hash took back to the system once
+// no hash runs. Left to the Go runtime, it stays in the process for
+// minutes and the next garbage collections aim at a heap twice as large:
+// 50 logins in a row took a Pi-sized server from 20 to 65 MB resident
+// (docs/benchmarks.md, "Raspberry Pi: memory and start-up"). Logins are
+// rare and cost tens of milliseconds each, so a collection after them
+// costs little; it runs in the background, off the login's path.
+func releaseHashMemory() {
+	if len(hashSem) == 0 && releasing.CompareAndSwap(false, true) {
+		go func() {
+			debug.FreeOSMemory()
+			releasing.Store(false)
+		}()
+	}
 }
 
 // dummyHash is checked against when a login names no account, so that the

@@ -103,6 +103,8 @@ var flashes = map[string]string{
 	"password":  "Password changed. Other devices were logged out.",
 	"loggedout": "Logged out everywhere else.",
 	"peer":      "Peer added.",
+	"approved":  "Approved: it is now a trusted peer.",
+	"located":   "Location set and announced.",
 	"welcome":   "Welcome! You are logged in.",
 	"proposed":  "Proposed. Members can endorse it now.",
 	"endorsed":  "Endorsed.",

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"html/template"
@@ -14,19 +15,54 @@ import (
 )
 
 type roomsData struct {
-	Rooms []node.RoomSummary
+	Rooms []roomView
 	Error string
+}
+
+// roomView is a room of the room list, rendered.
+type roomView struct {
+	node.RoomSummary
+	HTML template.HTML
 }
 
 func (d *roomsData) live() bool { return true }
 
 func (s *Server) roomsPage(w http.ResponseWriter, r *http.Request) error {
-	rooms, err := s.n.Rooms(r.Context(), stateOf(r).acct.User)
+	d, err := s.roomList(r)
 	if err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "rooms", "Rooms", &roomsData{Rooms: rooms})
+	s.render(w, r, http.StatusOK, "rooms", "Rooms", d)
 	return nil
+}
+
+// roomList loads the rooms of the room list and renders each row, through
+// the fragment cache: the row's key holds everything it shows.
+func (s *Server) roomList(r *http.Request) (*roomsData, error) {
+	rooms, err := s.n.Rooms(r.Context(), stateOf(r).acct.User)
+	if err != nil {
+		return nil, err
+	}
+	d := &roomsData{Rooms: make([]roomView, len(rooms))}
+	t := s.tmpl.pages["rooms"]
+	var buf bytes.Buffer
+	for i, room := range rooms {
+		v := &d.Rooms[i]
+		v.RoomSummary = room
+		key := strings.Join([]string{"room", room.Name, room.Title, room.Topic, strings.Join(room.Peers, ","),
+			strconv.Itoa(room.Unread), when(room.Last)}, "\x00")
+		if h, ok := s.frags.get(key); ok {
+			v.HTML = h
+			continue
+		}
+		buf.Reset()
+		if err := t.ExecuteTemplate(&buf, "room", v); err != nil {
+			return nil, err
+		}
+		v.HTML = template.HTML(buf.String())
+		s.frags.put(key, v.HTML)
+	}
+	return d, nil
 }
 
 // createRoom lets any member open a room. The name is what peers see;
@@ -38,12 +74,12 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) error {
 		name = slug(title)
 	}
 	if !node.ValidRoom(name) {
-		rooms, err := s.n.Rooms(r.Context(), stateOf(r).acct.User)
+		d, err := s.roomList(r)
 		if err != nil {
 			return err
 		}
-		s.render(w, r, http.StatusBadRequest, "rooms", "Rooms", &roomsData{Rooms: rooms,
-			Error: "A room's short name is 1-32 lowercase letters, digits, '.', '_' or '-'."})
+		d.Error = "A room's short name is 1-32 lowercase letters, digits, '.', '_' or '-'."
+		s.render(w, r, http.StatusBadRequest, "rooms", "Rooms", d)
 		return nil
 	}
 	if _, err := s.n.CreateRoom(r.Context(), name, title, r.PostFormValue("topic"), stateOf(r).acct.User); err != nil {
@@ -87,8 +123,9 @@ type conversationData struct {
 	With     *node.Address
 	WithName string
 	Messages []messageView
-	Older    int64 // Before for the older page, 0 if none
-	Before   int64 // this page's Before: 0 for the newest page
+	List     template.HTML // the messages' HTML, joined: one action in the template rather than one per message
+	Older    int64         // Before for the older page, 0 if none
+	Before   int64         // this page's Before: 0 for the newest page
 	Reply    *messageView
 	replyID  int64       // the message a form that failed answered
 	Peers    []node.Peer // for an admin's room settings
@@ -140,6 +177,11 @@ func (s *Server) showConversation(w http.ResponseWriter, r *http.Request, d *con
 	if err := s.renderMessages(d.Messages); err != nil {
 		return err
 	}
+	var list strings.Builder
+	for _, m := range d.Messages {
+		list.WriteString(string(m.HTML))
+	}
+	d.List = template.HTML(list.String())
 	if len(es) == page.Limit {
 		d.Older = es[0].ID
 	}

@@ -283,7 +283,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		"{action:rename|delete}", "rename", "{action:display|password|logout-all}", "display",
 		"{action:activate|deactivate|admin|member|reset}", "deactivate",
 		"{item:[0-9a-f]{32}}", "00112233445566778899aabbccddeeff", "{token:[^/]+}", "ada.9999999999.00",
-		"{action:endorse|adopt|withdraw}", "endorse")
+		"{action:endorse|adopt|withdraw}", "endorse", "{id}", "north")
 	n := 0
 	err := f.s.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err1 := route.GetPathTemplate()

@@ -36,7 +36,7 @@ func addLoRaFlags(fs *flag.FlagSet, prefix, defPort string) *loraFlags {
 		txp:    fs.Int(prefix+"txp", 14, "transmit power in dBm (rnode)"),
 		mode:   fs.Int(prefix+"rf95-mode", 0, "rf95modem AT+MODE preset, 0..4 (rf95)"),
 		first:  fs.Bool(prefix+"first", false, "hold the first turn of the half-duplex link (exactly one end of it)"),
-		idle:   fs.Duration(prefix+"idle", 10*time.Minute, "give up a session when the peer sends nothing for this long"),
+		idle:   fs.Duration(prefix+"idle", 3*time.Hour, "give up a session when no session frame arrives for this long (under a duty cycle a turn may wait an hour for airtime; the link itself notices a silent peer)"),
 	}
 }
 

@@ -63,7 +63,7 @@ func cmdCard(ctx context.Context, e *env, args []string) error {
 
 func cmdPeer(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usageError("peer: want 'add' or 'list'")
+		return usageError("peer: want 'add', 'approve' or 'list'")
 	}
 	fs := flags("peer "+args[0], e)
 	data := dataFlag(fs)
@@ -96,6 +96,13 @@ func cmdPeer(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "added peer %s (%s)\n", p.Name, p.ID.Short())
 		return nil
+	case "approve":
+		alias := fs.String("as", "", "name the peer this instead of the name on its card")
+		pos, err := parse(fs, args[1:])
+		if err != nil {
+			return err
+		}
+		return peerApprove(ctx, e, *data, *alias, pos)
 	case "list":
 		if _, err := parse(fs, args[1:]); err != nil {
 			return err
@@ -114,7 +121,7 @@ func cmdPeer(ctx context.Context, e *env, args []string) error {
 		}
 		return nil
 	}
-	return usageError("peer: unknown subcommand %q (want add or list)", args[0])
+	return usageError("peer: unknown subcommand %q (want add, approve or list)", args[0])
 }
 
 func cmdUser(ctx context.Context, e *env, args []string) error {

@@ -11,10 +11,20 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
+// memoryLimit is the Go heap size at which the garbage collector works
+// harder (a soft limit; GOMEMLIMIT overrides it): a Raspberry Pi Zero has
+// 512 MB, and archive adds, sends and stick syncs of large items stay
+// well under 64 MiB of peak memory with it (docs/benchmarks.md).
+const memoryLimit = 32 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -188,7 +188,13 @@ func TestServeOverLoRa(t *testing.T) {
 		t.Fatalf("setup: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// The radio's record of its last session lands when river's side of
+	// it ends, which may be after north saw the receipt.
 	page := get("/admin/peers")
+	for !strings.Contains(page, "last peer: north") && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		page = get("/admin/peers")
+	}
 	for _, want := range []string{"LoRa radios", "rnode on " + pb, "SF7, 500000 Hz", "RSSI ", " dBm, SNR ", "in the last hour", "last peer: north"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("river's network page lacks %q", want)

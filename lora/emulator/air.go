@@ -130,6 +130,7 @@ type Radio struct {
 	stLock   *lora.Budget // RNode short-term airtime lock (15 s)
 	ltLock   *lora.Budget // long-term (1 h)
 	airtime  time.Duration
+	log      []onAir // every transmission, in order
 	queue    chan []byte
 	rx       chan lora.Packet
 	done     chan struct{}
@@ -176,6 +177,30 @@ func (r *Radio) Transmit(frame []byte) bool {
 	default:
 		return false
 	}
+}
+
+type onAir struct {
+	start time.Time
+	d     time.Duration
+}
+
+// BusiestWindow returns the most airtime this radio used in any window
+// of length w, counting a transmission partly inside it whole (as
+// lora.Budget does), and the longest single frame: what tests hold
+// against a region's duty cycle and dwell limit.
+func (r *Radio) BusiestWindow(w time.Duration) (busiest, longest time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, t := range r.log {
+		longest = max(longest, t.d)
+		// The busiest window can be taken to end at some frame's end.
+		var sum time.Duration
+		for j := i; j >= 0 && r.log[j].start.Add(r.log[j].d).After(t.start.Add(t.d).Add(-w)); j-- {
+			sum += r.log[j].d
+		}
+		busiest = max(busiest, sum)
+	}
+	return busiest, longest
 }
 
 // Received is the channel of frames the radio heard.
@@ -228,6 +253,7 @@ func (r *Radio) transmit(f []byte) {
 	t := r.air.begin(r, p, now, d)
 	r.mu.Lock()
 	r.airtime += d
+	r.log = append(r.log, onAir{now, d})
 	r.mu.Unlock()
 	select {
 	case <-time.After(d):
