@@ -154,6 +154,13 @@ func Sync(ctx context.Context, n *node.Node, l Link, opts Options) (*Report, err
 	if opts.Stats != nil && s.rep.Peer != (bundle.NodeID{}) {
 		opts.Stats.record(s.rep, err)
 	}
+	if err == nil && s.rep.Peer != (bundle.NodeID{}) {
+		// A contact, for the node's announcements (docs/network.md).
+		if cerr := n.RecordContact(context.WithoutCancel(ctx), s.rep.Peer, info.Medium, s.rep.Finished,
+			s.rep.Sent.Bytes+s.rep.Received.Bytes); cerr != nil {
+			s.log.Warn("recording the contact", "peer", s.rep.PeerName, "err", cerr)
+		}
+	}
 	if err != nil {
 		s.log.Info("session ended", "peer", s.rep.PeerName, "err", err)
 	}

@@ -35,6 +35,10 @@ const (
 	PriorityAnnounce = 2
 	// contactWindow bounds how far back an announcement reports contacts.
 	contactWindow = 90 * 24 * time.Hour
+	// maxDirectory bounds the directory: once it holds this many
+	// unexpired entries, only nodes already in it (and peers) are taken
+	// in, so that a chain of introductions cannot fill a node's disk.
+	maxDirectory = 4096
 	// maxAnnounceBundle bounds a whole announcement bundle: a bigger one is
 	// refused before its payload is read.
 	maxAnnounceBundle = 64 << 10
@@ -445,20 +449,45 @@ func checkAnnouncement(a *bundle.Announcement, h *bundle.Header) error {
 }
 
 // mayAnnounce reports whether an announcement signed by src is taken in:
-// src is this node, a trusted peer, or named in an announcement the
-// directory holds (introduced).
+// src is this node, a trusted peer, already in the directory, or named in
+// an announcement the directory holds (introduced) while the directory
+// has room.
 func (n *Node) mayAnnounce(ctx context.Context, src bundle.NodeID) (bool, error) {
 	if src == n.ID() {
 		return true, nil
 	}
 	var one int
 	err := n.db.QueryRowContext(ctx, `SELECT 1 WHERE EXISTS (SELECT 1 FROM peers WHERE id = ?1)
-		OR EXISTS (SELECT 1 FROM directory_links l JOIN directory d ON d.node = l.node
-			WHERE l.heard = ?1 AND (d.expires = 0 OR d.expires > ?2))`, src[:], n.now().Unix()).Scan(&one)
+		OR EXISTS (SELECT 1 FROM directory WHERE node = ?1 AND (expires = 0 OR expires > ?2))
+		OR (EXISTS (SELECT 1 FROM directory_links l JOIN directory d ON d.node = l.node
+			WHERE l.heard = ?1 AND (d.expires = 0 OR d.expires > ?2))
+			AND (SELECT COUNT(*) FROM directory WHERE expires = 0 OR expires > ?2) < ?3)`,
+		src[:], n.now().Unix(), maxDirectory).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// introduced lists the nodes named by an unexpired announcement in the
+// directory: mayAnnounce takes their announcements in.
+func (n *Node) introduced(ctx context.Context) (map[bundle.NodeID]bool, error) {
+	rows, err := n.db.QueryContext(ctx, `SELECT DISTINCT l.heard FROM directory_links l JOIN directory d ON d.node = l.node
+		WHERE (d.expires = 0 OR d.expires > ?1) AND ((SELECT COUNT(*) FROM directory WHERE expires = 0 OR expires > ?1) < ?2
+			OR EXISTS (SELECT 1 FROM directory WHERE node = l.heard))`, n.now().Unix(), maxDirectory)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[bundle.NodeID]bool{}
+	for rows.Next() {
+		var id []byte
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[bundle.NodeID(id)] = true
+	}
+	return out, rows.Err()
 }
 
 // holdsNewerAnnouncement reports whether the directory holds an

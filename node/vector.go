@@ -297,7 +297,10 @@ func cmpU64(a, b uint64) int {
 type Policy struct {
 	self    bundle.NodeID
 	trusted map[bundle.NodeID]bool
-	now     time.Time
+	// introduced are the nodes an announcement in the directory names:
+	// their public bundles (announcements) are taken in (announce.go).
+	introduced map[bundle.NodeID]bool
+	now        time.Time
 }
 
 // Policy returns the node's current policy.
@@ -310,6 +313,9 @@ func (n *Node) Policy(ctx context.Context) (*Policy, error) {
 	for _, peer := range ps {
 		p.trusted[peer.ID] = true
 	}
+	if p.introduced, err = n.introduced(ctx); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -320,7 +326,7 @@ func (p *Policy) Trusts(id bundle.NodeID) bool { return id == p.self || p.truste
 // dest expiring at expires, or the reason it would refuse it: an error
 // wrapping [ErrUnknownSigner], [ErrCannotCarry] or [ErrExpired].
 func (p *Policy) Accepts(source bundle.NodeID, dest bundle.Destination, expires time.Time) error {
-	if !p.Trusts(source) {
+	if !p.Trusts(source) && !(dest.Type == bundle.DestEveryone && p.introduced[source]) {
 		return fmt.Errorf("%w %s", ErrUnknownSigner, source.Short())
 	}
 	if !expires.IsZero() && !p.now.Before(expires) {

@@ -125,6 +125,16 @@ type syncer struct {
 	invs    map[bundle.NodeID]*Inventory
 	onStick map[bundle.ID]*stickBundle
 	from    *Inventory // the node that synced the stick before this one
+	// notIntroduced are announcements waiting for the one that
+	// introduces their node.
+	notIntroduced []waiting
+}
+
+// waiting is a bundle on the stick to try again.
+type waiting struct {
+	path   string
+	id     bundle.ID
+	reason string
 }
 
 // noteContact records the stick's trip as a contact with the node that
@@ -287,6 +297,30 @@ func (s *syncer) importBundles(ctx context.Context) error {
 		s.rep.Imported += t.size
 		s.progress("import", done, total)
 	}
+	return s.ingestIntroduced(ctx)
+}
+
+// ingestIntroduced takes in the announcements that were refused because
+// no announcement had introduced their node yet, now that the others on
+// the stick are in, for as long as that lets more in (docs/network.md);
+// the rest are left on the stick for others.
+func (s *syncer) ingestIntroduced(ctx context.Context) error {
+	for len(s.notIntroduced) > 0 {
+		again := s.notIntroduced
+		s.notIntroduced = nil
+		for _, t := range again {
+			if err := s.ingest(ctx, t.path, t.id); err != nil {
+				return err
+			}
+		}
+		if len(s.notIntroduced) == len(again) {
+			break
+		}
+	}
+	for _, t := range s.notIntroduced {
+		s.rep.Left = append(s.rep.Left, Issue{File: s.rel(t.path), Reason: t.reason})
+	}
+	s.notIntroduced = nil
 	return nil
 }
 
@@ -334,6 +368,10 @@ func (s *syncer) ingest(ctx context.Context, path string, id bundle.ID) error {
 	var refused *node.RefusedError
 	switch {
 	case errors.As(err, &refused):
+		if errors.Is(err, node.ErrNotIntroduced) {
+			s.notIntroduced = append(s.notIntroduced, waiting{path: path, id: id, reason: refused.Reason.Error()})
+			return nil
+		}
 		if errors.Is(err, node.ErrUnknownSigner) || errors.Is(err, node.ErrCannotCarry) {
 			s.rep.Left = append(s.rep.Left, Issue{File: s.rel(path), Reason: refused.Reason.Error()})
 			return nil

@@ -52,6 +52,8 @@ type importResult struct {
 	Messages int    `json:"messages,omitempty"`
 	Receipts int    `json:"receipts,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+
+	notIntroduced bool // an announcement whose introducer may come later
 }
 
 func cmdImport(ctx context.Context, e *env, args []string) error {
@@ -74,18 +76,13 @@ func cmdImport(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer n.Close()
-	var results []importResult
+	results, err := importFiles(ctx, n, files)
+	if err != nil {
+		return err
+	}
 	counts := map[string]int{}
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		r, err := importFile(ctx, n, f)
-		if err != nil {
-			return err
-		}
+	for _, r := range results {
 		counts[r.Status]++
-		results = append(results, r)
 		if !*asJSON {
 			switch r.Status {
 			case "refused":
@@ -116,6 +113,46 @@ func cmdImport(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// importFiles ingests the files in order, then once more the
+// announcements refused for want of an introduction while that lets more
+// in: the introducing announcement may come later in the list
+// (docs/network.md).
+func importFiles(ctx context.Context, n *node.Node, files []string) ([]importResult, error) {
+	results := make([]importResult, 0, len(files))
+	var again []int
+	for i, f := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r, err := importFile(ctx, n, f)
+		if err != nil {
+			return nil, err
+		}
+		if r.notIntroduced {
+			again = append(again, i)
+		}
+		results = append(results, r)
+	}
+	for len(again) > 0 {
+		var still []int
+		for _, i := range again {
+			r, err := importFile(ctx, n, files[i])
+			if err != nil {
+				return nil, err
+			}
+			results[i] = r
+			if r.notIntroduced {
+				still = append(still, i)
+			}
+		}
+		if len(still) == len(again) {
+			break
+		}
+		again = still
+	}
+	return results, nil
+}
+
 // importFile ingests one file. A refused bundle is a result, not an error;
 // an error means the node itself failed.
 func importFile(ctx context.Context, n *node.Node, path string) (importResult, error) {
@@ -129,7 +166,7 @@ func importFile(ctx context.Context, n *node.Node, path string) (importResult, e
 	res, err := n.Ingest(ctx, f)
 	var refused *node.RefusedError
 	if errors.As(err, &refused) {
-		r.Status, r.Reason = "refused", refused.Reason.Error()
+		r.Status, r.Reason, r.notIntroduced = "refused", refused.Reason.Error(), errors.Is(err, node.ErrNotIntroduced)
 		if refused.ID != nil {
 			r.ID = refused.ID.String()
 		}

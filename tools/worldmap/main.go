@@ -15,6 +15,7 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,32 +40,61 @@ func run(path string, tol float64, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(b) < 100 || binary.BigEndian.Uint32(b) != 9994 {
-		return fmt.Errorf("%s is not a shapefile", path)
-	}
 	w := bufio.NewWriter(out)
 	fmt.Fprintln(w, "# Natural Earth 1:110m countries (public domain), via tools/worldmap: SVG path data in tenths of a degree")
-	rings, points := 0, 0
-	for off := 100; off+8 <= len(b); {
+	rings, points, err := convert(b, tol, w)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Fprintf(os.Stderr, "worldmap: %d rings, %d points\n", rings, points)
+	return w.Flush()
+}
+
+// convert writes the polygons of shapefile b as SVG path data, one ring a
+// line. Every offset is checked against the file before it is read.
+func convert(b []byte, tol float64, w io.Writer) (rings, points int, err error) {
+	if len(b) < 100 || binary.BigEndian.Uint32(b) != 9994 {
+		return 0, 0, errors.New("not a shapefile")
+	}
+	for off := 100; off < len(b); {
+		if off+8 > len(b) {
+			return 0, 0, fmt.Errorf("record header at %d is cut short", off)
+		}
 		n := int(binary.BigEndian.Uint32(b[off+4:])) * 2
+		if n < 4 || n > len(b)-off-8 {
+			return 0, 0, fmt.Errorf("record at %d: bad length %d", off, n)
+		}
 		rec := b[off+8 : off+8+n]
 		off += 8 + n
-		if binary.LittleEndian.Uint32(rec) != 5 { // polygon
+		if binary.LittleEndian.Uint32(rec) != 5 { // not a polygon
 			continue
+		}
+		if len(rec) < 44 {
+			return 0, 0, errors.New("polygon record cut short")
 		}
 		parts := int(binary.LittleEndian.Uint32(rec[36:]))
 		npts := int(binary.LittleEndian.Uint32(rec[40:]))
+		base := 44 + 4*parts
+		if parts < 0 || npts < 0 || parts > len(rec)/4 || npts > len(rec)/16 || base+16*npts > len(rec) {
+			return 0, 0, fmt.Errorf("polygon of %d parts and %d points does not fit its record", parts, npts)
+		}
 		idx := make([]int, parts+1)
 		for i := range parts {
 			idx[i] = int(binary.LittleEndian.Uint32(rec[44+4*i:]))
 		}
 		idx[parts] = npts
-		base := 44 + 4*parts
 		for p := range parts {
+			if idx[p] < 0 || idx[p] > idx[p+1] {
+				return 0, 0, fmt.Errorf("part %d starts at point %d", p, idx[p])
+			}
 			var ring []pt
 			for i := idx[p]; i < idx[p+1]; i++ {
 				x := math.Float64frombits(binary.LittleEndian.Uint64(rec[base+16*i:]))
 				y := math.Float64frombits(binary.LittleEndian.Uint64(rec[base+16*i+8:]))
+				if math.IsNaN(x) || math.IsNaN(y) || math.Abs(x) > 180.001 || math.Abs(y) > 90.001 {
+					return 0, 0, fmt.Errorf("point %v,%v is not a longitude and latitude", x, y)
+				}
+				x, y = max(-180, min(180, x)), max(-90, min(90, y)) // rounding errors of the source
 				ring = append(ring, pt{(x + 180) * 10, (90 - y) * 10})
 			}
 			ring = simplify(ring, tol)
@@ -74,17 +104,16 @@ func run(path string, tol float64, out io.Writer) error {
 			rings++
 			points += len(ring)
 			for i, q := range ring {
+				cmd := "L"
 				if i == 0 {
-					fmt.Fprintf(w, "M%d %d", int(math.Round(q.x)), int(math.Round(q.y)))
-				} else {
-					fmt.Fprintf(w, "L%d %d", int(math.Round(q.x)), int(math.Round(q.y)))
+					cmd = "M"
 				}
+				fmt.Fprintf(w, "%s%d %d", cmd, int(math.Round(q.x)), int(math.Round(q.y)))
 			}
 			fmt.Fprintln(w, "Z")
 		}
 	}
-	fmt.Fprintf(os.Stderr, "worldmap: %d rings, %d points\n", rings, points)
-	return w.Flush()
+	return rings, points, nil
 }
 
 // simplify is Douglas-Peucker on a closed ring.
