@@ -326,6 +326,17 @@ func (l *Link) Close() error {
 	return nil
 }
 
+// Abort stops the link at once, without FIN: for a process shutting
+// down, which cannot wait for the turn to come back.
+func (l *Link) Abort() {
+	l.mu.Lock()
+	l.closing = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.cancel()
+	<-l.done
+}
+
 func (l *Link) burst() int {
 	if l.c.Burst > 0 {
 		return l.c.Burst

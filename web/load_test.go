@@ -208,7 +208,7 @@ func seed(t *testing.T, dir string, rooms, messages int) {
 func startServerIn(t *testing.T, data, name string) *server {
 	t.Helper()
 	s := newServer(t, data)
-	s.start(t, "serve", "--data", data, "--listen", "127.0.0.1:0", "--sync-listen", "off")
+	s.start(t, "serve", "--data", data, "--listen", "127.0.0.1:0", "--sync-listen", "off", "--discover=false")
 	return s
 }
 
