@@ -108,6 +108,8 @@ func (s *session) decide(it *offerItem) (take bool, known node.KnownReason) {
 		return false, "" // wanted, but the peer does not have it
 	case it.Size <= 0 || it.Size > bundle.DefaultMaxBundleSize:
 		return false, ""
+	case s.pol.Takes(it.Source, it.Dest, it.Size) != nil:
+		return false, "" // carry quota, or direct delivery only: left for later
 	}
 	return true, ""
 }

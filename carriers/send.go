@@ -254,6 +254,10 @@ func (s *session) offers(ctx context.Context, vec node.Vector) ([]offerItem, err
 		}
 	}
 	sortOffer(items)
+	items, err := s.route(ctx, items)
+	if err != nil {
+		return nil, err
+	}
 	budget := s.opts.MaxSend
 	for i := range items {
 		it := &items[i]

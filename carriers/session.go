@@ -178,6 +178,8 @@ type session struct {
 	log  *slog.Logger
 	rep  *Report
 	pol  *node.Policy
+	// reach is the peer's delivery predictability, from its ROUTES.
+	reach map[bundle.NodeID]float64
 
 	me, hi hello // this node's hello, the peer's
 	vec    node.Vector
@@ -507,6 +509,9 @@ func (s *session) inSync(ctx context.Context) error {
 	if err := s.settleForPeer(ctx); err != nil {
 		return err
 	}
+	if err := s.n.Encounter(ctx, s.hi.id, nil); err != nil {
+		return err
+	}
 	if err := s.send([]byte{byte(FrameBye)}); err != nil {
 		return s.linkError(err)
 	}
@@ -570,6 +575,9 @@ func (s *session) loop(ctx context.Context) (err error) {
 		}
 	}()
 	s.rep.Reconcile.RoundTrips = 1
+	if err := s.sendRoutes(ctx); err != nil {
+		return err
+	}
 	body := s.rc.start()
 	s.rep.Reconcile.Sent += int64(len(body))
 	s.w.message(FrameVector, body)
@@ -699,6 +707,8 @@ func (s *session) onMessage(ctx context.Context, m *message) error {
 		s.gotEnd[round] = true
 	case FrameBye:
 		s.byeGot = true
+	case FrameRoutes:
+		return s.onRoutes(ctx, m)
 	case FrameRefuse:
 		return s.refused(m)
 	default:

@@ -27,6 +27,7 @@ const (
 	FramePing    FrameType = 0x0c // nothing: the sender is alive
 	FrameSkip    FrameType = 0x0d // a wanted bundle the sender can no longer send
 	FrameBye     FrameType = 0x0e // the sender is done and sends nothing more
+	FrameRoutes  FrameType = 0x0f // the sender's routing summary (node.Routes)
 )
 
 // frameMore marks a frame whose message continues in the next frame.
@@ -62,6 +63,8 @@ func (t FrameType) String() string {
 		return "skip"
 	case FrameBye:
 		return "bye"
+	case FrameRoutes:
+		return "routes"
 	}
 	return fmt.Sprintf("frame(0x%02x)", byte(t))
 }
@@ -111,7 +114,7 @@ func (a *assembler) add(f []byte) (*message, error) {
 		return nil, protocolError("empty frame")
 	}
 	t, more := FrameType(f[0]&^frameMore), f[0]&frameMore != 0
-	if t < FrameHello || t > FrameBye {
+	if t < FrameHello || t > FrameRoutes {
 		return nil, protocolError("unknown frame type 0x%02x", f[0])
 	}
 	if a.open && t != a.t {

@@ -14,7 +14,7 @@ import (
 // (docs/sync.md): changing one breaks every node in the field.
 func TestWireConstants(t *testing.T) {
 	frames := []FrameType{FrameHello, FrameAuth, FrameRefuse, FrameVector, FrameSymbols, FrameMore, FrameOffer,
-		FrameWant, FrameData, FrameGot, FrameEnd, FramePing, FrameSkip, FrameBye}
+		FrameWant, FrameData, FrameGot, FrameEnd, FramePing, FrameSkip, FrameBye, FrameRoutes}
 	for i, f := range frames {
 		if byte(f) != byte(i+1) {
 			t.Errorf("%s = 0x%02x, want 0x%02x", f, byte(f), i+1)

@@ -97,6 +97,11 @@ func (n *Node) Ingest(ctx context.Context, r io.Reader) (IngestResult, error) {
 			return res, err
 		}
 	}
+	if q, err := n.carryQuota(ctx); err != nil {
+		return res, err
+	} else if err := q.take(h.Source, rd.PayloadOffset()+int64(h.PayloadSize)); err != nil {
+		return refuse(err)
+	}
 	return n.carry(ctx, rd, res)
 }
 

@@ -63,6 +63,9 @@ type Node struct {
 	watch     watch
 	roomCache roomCache
 	roomPages roomPages
+	// routing is the routing policy (node/routing.go).
+	routeMu sync.Mutex
+	routing Routing
 }
 
 // Init creates a node named name in dir, which must be empty or absent.

@@ -25,11 +25,12 @@ type BundleInfo struct {
 	Size     int64
 }
 
-// Outgoing lists, most urgent first, the bundles to hand to peer at a
-// contact: every unexpired bundle the node holds for carrying that the
-// peer did not make and that no receipt has settled yet. Bundles for the
-// peer itself and bundles it may carry on towards others (epidemic
-// routing) both go. Messages waiting for a contact are sealed first.
+// Outgoing lists, in the order to send them, the bundles to hand to peer
+// at a contact: of the unexpired bundles the node holds for carrying that
+// the peer did not make and that no receipt has settled yet, those the
+// routing policy hands on ([Node.Plan]: bundles for the peer itself, and
+// bundles it may carry on towards others). Messages waiting for a contact
+// are sealed first.
 func (n *Node) Outgoing(ctx context.Context, peer bundle.NodeID) ([]BundleInfo, error) {
 	held, err := n.Held(ctx)
 	if err != nil {
@@ -41,7 +42,7 @@ func (n *Node) Outgoing(ctx context.Context, peer bundle.NodeID) ([]BundleInfo, 
 			out = append(out, b)
 		}
 	}
-	return out, nil
+	return n.Plan(ctx, Contact{Peer: peer, Medium: "file"}, out)
 }
 
 // OpenBundle opens the stored body of a bundle held for carrying.
@@ -64,7 +65,7 @@ func (n *Node) MarkCarried(ctx context.Context, peer bundle.NodeID, carrier stri
 				return err
 			}
 		}
-		return nil
+		return n.spendCopies(ctx, tx, peer, ids)
 	})
 }
 

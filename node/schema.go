@@ -289,6 +289,22 @@ var migrations = []string{
 		bytes   INTEGER NOT NULL,        -- carried both ways, all contacts
 		PRIMARY KEY (peer, carrier)
 	) WITHOUT ROWID;`,
+	// Routing (node/routing.go, docs/routing.md): delivery
+	// predictabilities, copies of bulky bundles handed on, and the latest
+	// routing summary taken in from each node.
+	`CREATE TABLE route_predictability (
+		node BLOB PRIMARY KEY,
+		p    REAL NOT NULL,
+		at   INTEGER NOT NULL          -- unix ms of the last update; aged from it
+	) WITHOUT ROWID;
+	CREATE TABLE route_copies (
+		bundle BLOB PRIMARY KEY,
+		given  INTEGER NOT NULL        -- copies handed to nodes other than the destination
+	) WITHOUT ROWID;
+	CREATE TABLE route_heard (
+		node BLOB PRIMARY KEY,
+		at   INTEGER NOT NULL          -- unix ms: the time of its latest summary taken in
+	) WITHOUT ROWID;`,
 }
 
 func migrate(db *sql.DB) error {

@@ -301,6 +301,7 @@ type Policy struct {
 	// their public bundles (announcements) are taken in (announce.go).
 	introduced map[bundle.NodeID]bool
 	now        time.Time
+	quota      *carryQuota
 }
 
 // Policy returns the node's current policy.
@@ -314,6 +315,9 @@ func (n *Node) Policy(ctx context.Context) (*Policy, error) {
 		p.trusted[peer.ID] = true
 	}
 	if p.introduced, err = n.introduced(ctx); err != nil {
+		return nil, err
+	}
+	if p.quota, err = n.carryQuota(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil

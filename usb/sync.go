@@ -27,6 +27,10 @@ type Options struct {
 	Progress func(Progress)
 	// Logger receives the sync's log; nil discards it.
 	Logger *slog.Logger
+	// Capacity, if positive, is the most bundle bytes the stick may hold,
+	// whatever its free space (a stick shared with other files, or a
+	// simulated one).
+	Capacity int64
 }
 
 // Progress reports a sync under way.
@@ -103,7 +107,9 @@ func Sync(ctx context.Context, n *node.Node, root string, opts Options) (*Report
 	if s.rep.Debris, err = s.l.sweepDebris(); err != nil {
 		return nil, err
 	}
-	for _, step := range []func(context.Context) error{s.readInventories, s.lastHolder, s.importBundles, s.exportBundles, s.writeInventory, s.prune} {
+	steps := []func(context.Context) error{s.readInventories, s.lastHolder, s.importBundles, s.readRoutes,
+		s.exportBundles, s.writeInventory, s.writeRoutes, s.prune}
+	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return s.rep, err
 		}
@@ -111,7 +117,7 @@ func Sync(ctx context.Context, n *node.Node, root string, opts Options) (*Report
 	if err := s.noteContact(ctx); err != nil {
 		return s.rep, err
 	}
-	s.rep.Free = freeSpace(root)
+	s.rep.Free = s.free()
 	s.rep.Finished = n.Now()
 	return s.rep, nil
 }
@@ -124,7 +130,12 @@ type syncer struct {
 	rep     *Report
 	invs    map[bundle.NodeID]*Inventory
 	onStick map[bundle.ID]*stickBundle
-	from    *Inventory // the node that synced the stick before this one
+	// reach is what the nodes this stick meets can deliver to, from
+	// their inventories and routing summaries; delivered, the bundles
+	// they know delivered (usb/routes.go).
+	reach     map[bundle.NodeID]float64
+	delivered map[node.SeqRef]bool
+	from      *Inventory // the node that synced the stick before this one
 	// notIntroduced are announcements waiting for the one that
 	// introduces their node.
 	notIntroduced []waiting
@@ -372,7 +383,8 @@ func (s *syncer) ingest(ctx context.Context, path string, id bundle.ID) error {
 			s.notIntroduced = append(s.notIntroduced, waiting{path: path, id: id, reason: refused.Reason.Error()})
 			return nil
 		}
-		if errors.Is(err, node.ErrUnknownSigner) || errors.Is(err, node.ErrCannotCarry) {
+		if errors.Is(err, node.ErrUnknownSigner) || errors.Is(err, node.ErrCannotCarry) ||
+			errors.Is(err, node.ErrCarryQuota) || errors.Is(err, node.ErrDirectOnly) {
 			s.rep.Left = append(s.rep.Left, Issue{File: s.rel(path), Reason: refused.Reason.Error()})
 			return nil
 		}
@@ -458,6 +470,15 @@ func (s *syncer) exportBundles(ctx context.Context) error {
 	}
 	// Keep room for this node's inventory, written after the export.
 	reserve := s.reserve() + s.inventoryEstimate(ctx)
+	// The routing policy chooses what goes, and in which order.
+	todo, err = s.n.Plan(ctx, node.Contact{Medium: "usb", Capacity: max(s.free()-reserve, 1), Reach: s.reach}, todo)
+	if err != nil {
+		return err
+	}
+	total = 0
+	for _, b := range todo {
+		total += b.Size
+	}
 	var done int64
 	var exported []bundle.ID
 	s.progress("export", 0, total)
@@ -465,7 +486,7 @@ func (s *syncer) exportBundles(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if free := freeSpace(s.l.root); free >= 0 && b.Size > free-reserve {
+		if free := s.free(); free >= 0 && b.Size > free-reserve {
 			s.rep.NotFitted++
 			s.rep.NotFittedBytes += b.Size
 			continue
@@ -486,7 +507,7 @@ func (s *syncer) exportBundles(ctx context.Context) error {
 		s.rep.Exported++
 		s.rep.ExportedBytes += b.Size
 		s.onStick[b.ID] = &stickBundle{path: s.l.bundlePath(b.ID), size: b.Size,
-			h: bundle.Header{Dest: b.Dest, Expires: b.Expires, Source: b.Source}}
+			h: bundle.Header{Dest: b.Dest, Expires: b.Expires, Source: b.Source, Seq: b.Seq}}
 	}
 	return s.n.MarkCarried(ctx, bundle.NodeID{}, "usb", append(carried, exported...))
 }
@@ -529,6 +550,9 @@ func isNoSpace(err error) bool {
 func (s *syncer) reserve() int64 {
 	if s.opts.Reserve > 0 {
 		return s.opts.Reserve
+	}
+	if s.opts.Capacity > 0 {
+		return s.opts.Capacity / 50
 	}
 	size := totalSpace(s.l.root)
 	return min(max(size/50, 1<<20), 64<<20)
@@ -579,7 +603,7 @@ func (s *syncer) nodeName(ctx context.Context, id bundle.NodeID) string {
 func (s *syncer) prune(ctx context.Context) error {
 	now := s.n.Now()
 	for id, sb := range s.onStick {
-		gone := sb.h.Expired(now)
+		gone := sb.h.Expired(now) || s.delivered[node.SeqRef{Source: sb.h.Source, Seq: sb.h.Seq}]
 		if !gone && sb.h.Dest.Type == bundle.DestNode {
 			if inv, ok := s.invs[bundle.NodeID(sb.h.Dest.ID)]; ok && inv.Holds(id) {
 				gone = true

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -135,26 +136,36 @@ func TestBrowserArchive(t *testing.T) {
 	}
 	bea.shot("archive-proposals-nojs")
 
-	// A folder, through the folder picker: each file keeps its path.
+	// A folder, through the folder picker: each file keeps its path. The
+	// browser lists the folder after SetUploadFiles returns, so the test
+	// waits for it (in a tab with JavaScript, to be able to look).
 	folder := filepath.Join(t.TempDir(), "seeds")
 	os.MkdirAll(filepath.Join(folder, "notes"), 0o755)
 	os.WriteFile(filepath.Join(folder, "index.html"), []byte("<p>seed bank</p>"), 0o644)
 	os.WriteFile(filepath.Join(folder, "notes", "maize.txt"), []byte("maize: dry, cool, dark"), 0o644)
-	bea.open(north.url + "/archive/proposals")
-	bea.fill("#ptitle", "Seed bank")
-	ctx, cancel = bea.step()
+	ada.open(north.url + "/archive/proposals")
+	ada.fill("#ptitle", "Seed bank")
+	ctx, cancel = ada.step()
 	err = chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#pfolder"), []string{folder}))
 	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := bea.submit("#propose button[type=submit]"); st != 200 {
+	for deadline := time.Now().Add(stepTimeout); eval[int](ada, `document.getElementById("pfolder").files.length`) != 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the folder picker never listed the folder's 2 files")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st := ada.submit("#propose button[type=submit]"); st != 200 {
 		t.Fatalf("proposing a folder: %d", st)
 	}
-	if got := bea.text("#proposals"); !strings.Contains(got, "Seed bank") || !strings.Contains(got, "2 files") {
+	if got := ada.text("#proposals"); !strings.Contains(got, "Seed bank") || !strings.Contains(got, "2 files") {
 		t.Fatalf("the folder proposal: %q", got)
 	}
-	if st := bea.submit("#proposals li:first-child form[action$='/withdraw'] button"); st != 200 {
+	// No confirmation dialog in the test: the form is what is tested.
+	eval[int](ada, `document.querySelectorAll("[data-confirm]").forEach(f => f.removeAttribute("data-confirm")), 0`)
+	if st := ada.submit("#proposals li:first-child form[action$='/withdraw'] button"); st != 200 {
 		t.Fatalf("withdrawing: %d", st)
 	}
 

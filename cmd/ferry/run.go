@@ -65,6 +65,8 @@ func commands() []command {
 		{"restore", "--from DIR --data NEWDIR", "check a backup against its manifest and restore it into an empty data directory", cmdRestore},
 		{"install", "[--data DIR] [--user USER] [--listen ADDR] [--prefix DIR]", "write a hardened systemd unit and a default config file for ferry serve", cmdInstall},
 		{"archive", "add|list|get|send|propose|endorse|adopt|proposals|history|settings [--data DIR] ...", "keep files and website mirrors in the archive, choose them together, send them to peers as deltas", cmdArchive},
+		{"demo", "[--dir DIR] [--port 8080] [--lan-every D] [--stick-every D] [--lora-every D]", "run three communities on this machine (north, river, hill) linked by LAN, a walked stick and an emulated LoRa pair", cmdDemo},
+		{"sim", "[--scenario small|bench20] [--mode ferry,epidemic,direct] [--dir DIR] [--json]", "simulate a network of real nodes on a virtual clock and compare routing policies", cmdSim},
 		{"version", "[--json]", "print version, commit, build date, Go version and platform", cmdVersion},
 	}
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"ferry/node"
+)
+
+// TestDemoServesThreeInboxesAndStops starts 'ferry demo' on free loopback
+// ports (it sends no beacons), checks that the three web inboxes answer
+// and that the carriers run, then stops it.
+func TestDemoServesThreeInboxesAndStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut lockedBuffer
+	done := make(chan error, 1)
+	dir := t.TempDir()
+	go func() {
+		done <- run(ctx, []string{"demo", "--dir", dir, "--port", "0", "--lan-every", "300ms",
+			"--stick-every", "300ms", "--lora-every", "1s"}, nil, &out, &errOut)
+	}()
+	re := regexp.MustCompile(`(?m)^  (north|river|hill) +(http://127\.0\.0\.1:\d+/) +setup code (\S+)`)
+	deadline := time.Now().Add(30 * time.Second)
+	var urls [][]string
+	for {
+		if urls = re.FindAllStringSubmatch(out.String(), -1); len(urls) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the demo did not print three addresses:\n%s\n%s", out.String(), errOut.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, u := range urls {
+		resp, err := http.Get(u[2] + "setup")
+		if err != nil {
+			t.Fatalf("%s: %v", u[1], err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("<form")) {
+			t.Errorf("%s %s: status %d, %d bytes", u[1], u[2], resp.StatusCode, len(body))
+		}
+		if len(u[3]) < 6 {
+			t.Errorf("%s: setup code %q", u[1], u[3])
+		}
+	}
+	// A message from north to hill crosses the demo's carriers, and its
+	// receipt comes back.
+	north, err := node.Open(filepath.Join(dir, "north"), node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer north.Close()
+	hill, err := node.Open(filepath.Join(dir, "hill"), node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hill.Close()
+	if err := north.AddUser(t.Context(), "ana"); err != nil {
+		t.Fatal(err)
+	}
+	if err := hill.AddUser(t.Context(), "cat"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := north.Send(t.Context(), "ana", node.Address{User: "cat", Node: "hill"}, "over the hills"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msgs, err := north.Inbox(t.Context(), "ana")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 1 && msgs[0].State == "delivered" {
+			break
+		}
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			cancel()
+			t.Fatalf("the message did not arrive and come back delivered: %+v\n%s\n%s", msgs, out.String(), errOut.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got, _ := hill.Inbox(t.Context(), "cat"); len(got) != 1 || got[0].Body != "over the hills" {
+		t.Errorf("hill's inbox: %+v", got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo: %v\n%s", err, errOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not stop")
+	}
+	if !regexp.MustCompile(`demo stopped`).MatchString(errOut.String()) {
+		t.Errorf("no clean stop:\n%s", errOut.String())
+	}
+	if regexp.MustCompile(`ferry: demo: `).MatchString(errOut.String()) {
+		t.Errorf("a carrier failed:\n%s", errOut.String())
+	}
+}
