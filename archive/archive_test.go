@@ -2,7 +2,6 @@ package archive
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -11,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -293,27 +291,16 @@ func TestArchiveDeltaSplitAndOutOfOrder(t *testing.T) {
 	if sent.Bundles < 5 {
 		t.Fatalf("a 1 MiB delta with a 200 KiB budget made %d bundles", sent.Bundles)
 	}
-	out, err := north.Outgoing(ctx, river.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The manifest's bundle (the last sealed) arrives first.
-	slices.SortFunc(out, func(a, b node.BundleInfo) int { return cmp.Compare(a.Seq, b.Seq) })
-	for i := len(out) - 1; i >= 0; i-- {
-		f, err := north.OpenBundle(out[i].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := river.Ingest(ctx, f); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		if i == len(out)-1 {
+	first := true
+	ingestQueued(t, north, river, true, func(int) {
+		if first {
 			if items, _ := List(ctx, river); len(items) != 1 || items[0].Complete {
 				t.Fatalf("after the manifest alone: %+v", items)
 			}
 		}
-	}
+		first = false
+	})
 	if items, _ := List(ctx, river); len(items) != 1 || !items[0].Complete {
 		t.Fatalf("after every bundle: %+v", items)
 	}

@@ -21,6 +21,16 @@
 // KiB, not 20,000; each large file starts and ends on a chunk boundary so
 // that it dedups across items wherever it appears.
 //
+// # Practice
+//
+// What enters a community's archive is chosen together: [Propose] files a
+// snapshot as a proposal, members [Endorse] it, and [Adopt] (or the
+// endorsement that meets the threshold, per [Settings]) enters it in the
+// archive and queues it for every peer. [History] tells who did what.
+// [OpenItem] serves an item as an [io/fs.FS], [Index] and [Search] give
+// full-text search of its pages, and [Unpack] unpacks an uploaded .zip
+// or .tar under the safety rules below.
+//
 // # Safety
 //
 // Manifests are parsed by [bundle.ParseArchiveManifest], which refuses

@@ -59,6 +59,20 @@ func OpenItem(ctx context.Context, n *node.Node, item [16]byte) (*ItemFS, error)
 	return NewItemFS(st, m), nil
 }
 
+// OpenProposal returns the snapshot proposal id holds as a file system,
+// so that members can look at it before they endorse it.
+func OpenProposal(ctx context.Context, n *node.Node, id int64) (*ItemFS, error) {
+	p, err := GetProposal(ctx, n, id)
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(storeDir(n.Dir()))
+	if err != nil {
+		return nil, err
+	}
+	return NewItemFS(st, p.Manifest()), nil
+}
+
 // OpenItemCached is OpenItem that returns cached(item) instead when it
 // serves the newest complete snapshot still, sparing the parse of a large
 // manifest on every request.

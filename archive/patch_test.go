@@ -88,21 +88,57 @@ func insertMid(ins string) func([]byte) []byte {
 	}
 }
 
-func TestArchivePatchFrom(t *testing.T) {
-	ctx := context.Background()
-	north, river := pair(t)
-	src := t.TempDir()
-	rng := rand.New(rand.NewPCG(8, 9))
-	writeTestSite(t, src, rng)
-	v1, err := Add(ctx, north, src, nil, Meta{Title: "site"})
+// syncedSite makes north and river, a test site added on north as
+// version 1 of an item, sent and carried to river.
+func syncedSite(t *testing.T, seed uint64) (north, river *node.Node, src string, v1 *AddReport) {
+	t.Helper()
+	north, river = pair(t)
+	src = t.TempDir()
+	writeTestSite(t, src, rand.New(rand.NewPCG(seed, seed)))
+	v1, err := Add(context.Background(), north, src, nil, Meta{Title: "site"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	item := v1.Manifest.Item
-	if _, err := Send(ctx, north, item, river.ID()); err != nil {
+	if _, err := Send(context.Background(), north, v1.Manifest.Item, river.ID()); err != nil {
 		t.Fatal(err)
 	}
 	carry(t, north, river)
+	return north, river, src, v1
+}
+
+// ingestQueued ingests at to every bundle from queued for it, in sealing
+// order or, newestFirst, the last sealed first, calling after with each
+// bundle's rank in sealing order.
+func ingestQueued(t *testing.T, from, to *node.Node, newestFirst bool, after func(i int)) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := from.Outgoing(ctx, to.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(out, func(a, b node.BundleInfo) int { return cmp.Compare(a.Seq, b.Seq) })
+	for k := range out {
+		i := k
+		if newestFirst {
+			i = len(out) - 1 - k
+		}
+		f, err := from.OpenBundle(out[i].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = to.Ingest(ctx, f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		after(i)
+	}
+}
+
+func TestArchivePatchFrom(t *testing.T) {
+	ctx := context.Background()
+	north, river, src, v1 := syncedSite(t, 8)
+	item := v1.Manifest.Item
 
 	// Change the tree; before river's receipts come back, north has no
 	// proof that river holds version 1: no patch-from.
@@ -200,16 +236,8 @@ func sameFiles(t *testing.T, a, b string) {
 // its bundle; nothing of it is stored.
 func TestArchiveHostileDeltasRefused(t *testing.T) {
 	ctx := context.Background()
-	north, river := pair(t)
-	src := t.TempDir()
-	writeTestSite(t, src, rand.New(rand.NewPCG(1, 1)))
-	v1, err := Add(ctx, north, src, nil, Meta{Title: "site"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	north, river, src, v1 := syncedSite(t, 1)
 	item := v1.Manifest.Item
-	Send(ctx, north, item, river.ID())
-	carry(t, north, river)
 	editFile(t, filepath.Join(src, "s1/page001.html"), insertMid("<p>edit</p>"))
 	writeFiles(t, src, map[string]string{"s0/new.html": "<html>new</html>"})
 	v2, err := Add(ctx, north, src, &item, Meta{})
@@ -326,16 +354,8 @@ func TestArchivePatchCodec(t *testing.T) {
 // arriving before them leaves the snapshot incomplete until they come.
 func TestArchivePatchFromWithRawChunks(t *testing.T) {
 	ctx := context.Background()
-	north, river := pair(t)
-	src := t.TempDir()
-	writeTestSite(t, src, rand.New(rand.NewPCG(4, 4)))
-	v1, err := Add(ctx, north, src, nil, Meta{Title: "site"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	north, river, src, v1 := syncedSite(t, 4)
 	item := v1.Manifest.Item
-	Send(ctx, north, item, river.ID())
-	carry(t, north, river)
 	carry(t, river, north)
 	for i := range 40 {
 		editFile(t, filepath.Join(src, fmt.Sprintf("s%d/page%03d.html", i%7, i)), insertMid(fmt.Sprintf("<p>edit %d</p>", i)))
@@ -353,26 +373,13 @@ func TestArchivePatchFromWithRawChunks(t *testing.T) {
 	if rep.BaseVersion != 1 || rep.Chunks == 0 || rep.Rebuilt == 0 || rep.Bundles < 2 {
 		t.Fatalf("want raw chunks and rebuilt ones: %+v", rep)
 	}
-	out, err := north.Outgoing(ctx, river.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The delta (sealed last) first.
-	slices.SortFunc(out, func(a, b node.BundleInfo) int { return cmp.Compare(a.Seq, b.Seq) })
-	for i := len(out) - 1; i >= 0; i-- {
-		f, err := north.OpenBundle(out[i].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := river.Ingest(ctx, f); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+	ingestQueued(t, north, river, true, func(i int) {
 		items, _ := List(ctx, river)
 		if want := i == 0; len(items) != 1 || items[0].Version != 2 || items[0].Complete != want {
 			t.Fatalf("after bundle %d: %+v", i, items)
 		}
-	}
+	})
 	dst := filepath.Join(t.TempDir(), "out")
 	if _, err := Get(ctx, river, item, dst); err != nil {
 		t.Fatal(err)

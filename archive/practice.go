@@ -455,7 +455,8 @@ func History(ctx context.Context, n *node.Node, limit int) ([]Event, error) {
 		UNION ALL SELECT decided_at, state, decided_by, title, item, '' FROM archive_proposals WHERE state != 'open'
 		UNION ALL SELECT o.at, 'offered', COALESCE(pe.name, hex(o.peer)),
 			COALESCE((SELECT title FROM archive_manifests a WHERE a.item = o.item AND a.version = o.version LIMIT 1), ''),
-			o.item, CASE WHEN o.error IS NULL THEN o.bundles || ' bundles, ' || o.bytes || ' bytes' ELSE 'failed: ' || o.error END
+			o.item, CASE WHEN o.error IS NULL THEN o.bundles || CASE o.bundles WHEN 1 THEN ' bundle, ' ELSE ' bundles, ' END || o.bytes || ' bytes'
+				ELSE 'failed: ' || o.error END
 			FROM archive_offers o LEFT JOIN peers pe ON pe.id = o.peer
 		UNION ALL SELECT a.received_at, 'received', COALESCE(pe.name, hex(a.origin)), a.title, a.item,
 			'version ' || a.version || CASE WHEN a.complete THEN '' ELSE ' (incomplete)' END

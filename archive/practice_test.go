@@ -17,22 +17,7 @@ import (
 // carryAll ingests at to every bundle from queued for it.
 func carryAll(t *testing.T, from, to *node.Node) {
 	t.Helper()
-	ctx := context.Background()
-	out, err := from.Outgoing(ctx, to.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range out {
-		f, err := from.OpenBundle(b.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = to.Ingest(ctx, f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	ingestQueued(t, from, to, false, func(int) {})
 }
 
 func TestArchiveProposeEndorseAdoptOffers(t *testing.T) {

@@ -173,3 +173,36 @@ func filepathWalk(t *testing.T, dir string, fn func(p string, d fs.DirEntry)) {
 		return nil
 	})
 }
+
+// FuzzArchiveUnpack feeds arbitrary bytes to the zip and tar unpackers:
+// they return an error or unpack within the root, never panic, never
+// make a link.
+func FuzzArchiveUnpack(f *testing.F) {
+	f.Add(zipBytes(f, []zipEntry{{name: "a/b.txt", body: "x"}, {name: "../c", body: "y"}}), true)
+	f.Add([]byte("not an archive"), false)
+	f.Fuzz(func(t *testing.T, b []byte, asZip bool) {
+		dir := t.TempDir()
+		os.Mkdir(filepath.Join(dir, "root"), 0o755)
+		root, err := os.OpenRoot(filepath.Join(dir, "root"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close()
+		lim := UnpackLimits{MaxEntries: 50, MaxBytes: 1 << 20}
+		if asZip {
+			UnpackZip(bytes.NewReader(b), int64(len(b)), root, lim)
+		} else {
+			UnpackTar(bytes.NewReader(b), root, lim)
+		}
+		ents, _ := os.ReadDir(dir)
+		if len(ents) != 1 {
+			t.Fatalf("written next to the root: %v", ents)
+		}
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && !d.Type().IsRegular() {
+				t.Fatalf("made %s (%v)", p, d.Type())
+			}
+			return nil
+		})
+	})
+}

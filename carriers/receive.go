@@ -80,9 +80,13 @@ func (s *session) onOffer(ctx context.Context, m *message) error {
 func (s *session) decide(it *offerItem) (take bool, known node.KnownReason) {
 	switch it.status {
 	case offerDelivered:
-		if s.pol.ForSelf(it.Dest) {
-			return false, "" // were it delivered here, this node would have it
+		if s.pol.ForSelf(it.Dest) && it.Dest.Type != bundle.DestNode {
+			return false, "" // for a group or everyone: another peer may still carry it here
 		}
+		// Addressed to this node alone and delivered, yet not here: the
+		// node was restored from a backup older than the delivery.
+		// Nothing can bring it back; knowing it keeps the two
+		// inventories equal (else every session finds them different).
 		return false, node.KnownDelivered
 	case offerExpired:
 		if !it.Expires.IsZero() && s.n.Now().Before(it.Expires) {

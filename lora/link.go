@@ -227,6 +227,10 @@ type LinkStats struct {
 	DataFrames, AckFrames, FinFrames int
 	Resent                           int // DATA frames sent again
 	Pauses                           int // PAUSE notices (budget waits)
+	// Of the ACK frames: Polls passed an idle turn, AckOnly were a turn's
+	// only frame, AckOoo went beside DATA because segments arrived out of
+	// order (else the ACK rides the last DATA frame).
+	Polls, AckOnly, AckOoo int
 	// Airtime is all this end's frames; HeaderAirtime the share of its
 	// DATA frames' 7-byte headers (a frame's time on air less that of
 	// its body alone); AckAirtime its ACK frames'.
@@ -322,6 +326,17 @@ func (l *Link) Close() error {
 	return nil
 }
 
+// Abort stops the link at once, without FIN: for a process shutting
+// down, which cannot wait for the turn to come back.
+func (l *Link) Abort() {
+	l.mu.Lock()
+	l.closing = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.cancel()
+	<-l.done
+}
+
 func (l *Link) burst() int {
 	if l.c.Burst > 0 {
 		return l.c.Burst
@@ -343,6 +358,17 @@ func (l *Link) silence() time.Duration {
 	d := 30 * l.turnWait()
 	if l.c.Budget != nil {
 		d = max(d, 2*l.c.Budget.window+4*l.turnWait())
+	}
+	return d
+}
+
+// maxPoll bounds the interval of an idle holder's polls: 8 s, or under a
+// duty cycle long enough that polls use at most a quarter of the budget
+// (about 50 s at SF9 under 1 %).
+func (l *Link) maxPoll() time.Duration {
+	d := 8 * time.Second
+	if b := l.c.Budget; b != nil {
+		d = max(d, time.Duration(4*float64(TimeOnAir(l.c.Params, HeaderSize+1))*float64(b.window)/float64(b.limit)))
 	}
 	return d
 }
@@ -392,9 +418,10 @@ func (l *Link) run(ctx context.Context) {
 				case <-l.kick:
 					continue
 				case <-time.After(poll):
-					poll = min(2*poll, 8*time.Second)
+					poll = min(2*poll, l.maxPoll())
 					l.mu.Lock()
 					frames = [][]byte{l.ackFrame(true)}
+					l.stats.Polls++
 					l.mu.Unlock()
 				case <-ctx.Done():
 					return
@@ -641,6 +668,11 @@ func (l *Link) turn() (frames [][]byte, fin bool) {
 			l.needAck = false
 		} else {
 			frames = append(frames, l.ackFrame(false))
+			if len(frames) == 1 {
+				l.stats.AckOnly++
+			} else {
+				l.stats.AckOoo++
+			}
 		}
 	}
 	if l.closing && len(l.raw) == 0 && len(l.out) == 0 && len(l.order) == 0 {

@@ -78,11 +78,11 @@ func sessionAirtime(t *testing.T, loss emulator.LossModel, size int) {
 		over := sa.HeaderAirtime + sb.HeaderAirtime + sa.AckAirtime + sb.AckAirtime
 		session := sa.SessionBytes + sb.SessionBytes
 		ideal := time.Duration(float64(session) / lora.MaxFrame * float64(lora.TimeOnAir(sf9, lora.MaxFrame)))
-		t.Logf("%s: %v virtual, %d bundles; session %d B → %d B encoded (%.1f %%); airtime %v, header+ACK %.1f %%, capacity %.1f %%; DATA %d+%d (%d resent), ACK %d+%d, PAUSE %d",
+		t.Logf("%s: %v virtual, %d bundles; session %d B → %d B encoded (%.1f %%); airtime %v, header+ACK %.1f %%, capacity %.1f %%; DATA %d+%d (%d resent), ACK %d+%d, PAUSE %d %+v %+v",
 			what, took.Round(time.Minute), rep.Sent.Bundles, session, sa.EncodedBytes+sb.EncodedBytes,
 			100*float64(sa.EncodedBytes+sb.EncodedBytes)/float64(session), airtime.Round(time.Millisecond),
 			100*float64(over)/float64(airtime), 100*float64(ideal)/float64(airtime),
-			sa.DataFrames, sb.DataFrames, sa.Resent+sb.Resent, sa.AckFrames, sb.AckFrames, sa.Pauses+sb.Pauses)
+			sa.DataFrames, sb.DataFrames, sa.Resent+sb.Resent, sa.AckFrames, sb.AckFrames, sa.Pauses+sb.Pauses, sa, sb)
 		time.Sleep(time.Minute)
 	}
 }

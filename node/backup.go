@@ -179,12 +179,19 @@ func (b *backup) copyTree(ctx context.Context, partials bool) error {
 // backedUp reports whether a data file (slash path) belongs in a backup:
 // not the live database and its WAL, nor temporary files (in a tmp folder,
 // or named .part, .tmp or hidden), except partial transfers
-// (spool/tmp/<id>.partial) once the snapshot is taken.
+// (spool/tmp/<id>.partial) and archive packs once the snapshot is taken.
 func backedUp(rel string, partials bool) bool {
 	parts := strings.Split(rel, "/")
 	base := parts[len(parts)-1]
 	if len(parts) == 1 && strings.HasPrefix(base, dbFile) {
 		return false
+	}
+	if len(parts) == 4 && parts[0] == "archive" && parts[1] == "chunks" && parts[2] == "packs" {
+		// Archive packs grow by appending, and the snapshot may name
+		// chunks appended since a first copy: copied after it, a pack
+		// holds at least every chunk the snapshot counts on (the archive
+		// rebuilds its index from the packs on restore).
+		return partials && strings.HasSuffix(base, ".pack")
 	}
 	if slices.Contains(parts[:len(parts)-1], "tmp") {
 		return partials && len(parts) == 3 && parts[0] == spoolDir && parts[1] == "tmp" && strings.HasSuffix(base, partialExt)

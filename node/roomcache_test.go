@@ -80,3 +80,80 @@ func TestUnreadSeesOtherProcesses(t *testing.T) {
 		t.Errorf("bob's unread after an older mark: %+v", u)
 	}
 }
+
+// TestRoomCacheConcurrent posts, reads and marks from several goroutines
+// (run it with -race), then checks that the cache agrees with the store.
+func TestRoomCacheConcurrent(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	n := newNode(t, "north", c)
+	ctx := t.Context()
+	for _, u := range []string{"bob", "eve"} {
+		if err := n.AddUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rooms := []string{"a", "b", "c", "d"}
+	for _, r := range rooms {
+		if _, err := n.CreateRoom(ctx, r, r, "", "user"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 8)
+	for w := range 4 {
+		go func() {
+			for i := range 25 {
+				room := rooms[(w+i)%len(rooms)]
+				if _, _, err := n.Post(ctx, node.Draft{From: "user", Room: room, Body: "post"}); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		go func() {
+			for i := range 50 {
+				room := rooms[i%len(rooms)]
+				es, err := n.RoomMessages(ctx, room, node.Page{Limit: 10})
+				if err == nil && len(es) > 0 {
+					err = n.MarkRead(ctx, "bob", node.RoomConv(room), es[len(es)-1].ID)
+				}
+				if err == nil {
+					_, err = n.Unread(ctx, "bob")
+				}
+				if err == nil {
+					_, err = n.Rooms(ctx, "eve")
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := n.Rooms(ctx, "eve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		es, err := n.RoomMessages(ctx, r.Name, node.Page{Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != 25 || r.LastID != es[len(es)-1].ID || r.Unread != node.MaxUnread+1 {
+			t.Errorf("room %s: %d posts, list says newest %d (have %d), unread %d", r.Name, len(es), r.LastID, es[len(es)-1].ID, r.Unread)
+		}
+		page, err := n.RoomMessages(ctx, r.Name, node.Page{Limit: 10})
+		if err != nil || len(page) != 10 || page[9].ID != es[len(es)-1].ID {
+			t.Errorf("room %s: newest page %v, %v", r.Name, page, err)
+		}
+	}
+	if u, err := n.Unread(ctx, "eve"); err != nil || u.Rooms != len(rooms) {
+		t.Errorf("eve's unread: %+v %v", u, err)
+	}
+}

@@ -51,8 +51,65 @@ type archiveState struct {
 	key     []byte
 	keyErr  error
 
-	mu    sync.Mutex
-	items map[[16]byte]*archive.ItemFS // the last few items served
+	mu       sync.Mutex
+	items    map[[16]byte]*archive.ItemFS // the last few items served
+	indexing chan struct{}                // closed when the index run under way ends
+	stop     context.CancelFunc           // cancels index runs when the server closes
+	ctx      context.Context
+	wg       sync.WaitGroup
+}
+
+// indexWait is how long a page waits for the archive's index to catch
+// up before it shows what is indexed so far.
+const indexWait = 3 * time.Second
+
+// refreshIndex brings the archive's full-text index up to date in the
+// background (one run at a time, ended by Close), and waits up to wait
+// for it: it reports whether the index is up to date.
+func (s *Server) refreshIndex(wait time.Duration) bool {
+	st := &s.arch
+	st.mu.Lock()
+	if st.ctx == nil {
+		st.ctx, st.stop = context.WithCancel(context.Background())
+	}
+	if st.indexing == nil && st.ctx.Err() == nil {
+		done := make(chan struct{})
+		st.indexing = done
+		st.wg.Add(1)
+		go func() {
+			defer st.wg.Done()
+			if _, err := archive.Index(st.ctx, s.n); err != nil && st.ctx.Err() == nil {
+				s.log.Error("indexing the archive", "err", err)
+			}
+			st.mu.Lock()
+			st.indexing = nil
+			st.mu.Unlock()
+			close(done)
+		}()
+	}
+	running := st.indexing
+	st.mu.Unlock()
+	if running == nil {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-running:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// close stops an index run under way and waits for it.
+func (st *archiveState) close() {
+	st.mu.Lock()
+	if st.stop != nil {
+		st.stop()
+	}
+	st.mu.Unlock()
+	st.wg.Wait()
 }
 
 type archiveListData struct {
@@ -60,7 +117,8 @@ type archiveListData struct {
 	Items    []archive.Item
 	Hits     []archiveHit
 	Searched bool
-	Open     int // open proposals
+	Indexing bool // the index is catching up with new items
+	Open     int  // open proposals
 }
 
 type archiveHit struct {
@@ -75,9 +133,7 @@ func (s *Server) archivePage(w http.ResponseWriter, r *http.Request) error {
 	if len(d.Query) > 200 {
 		d.Query = d.Query[:200]
 	}
-	if _, err := archive.Index(ctx, s.n); err != nil {
-		return err
-	}
+	d.Indexing = !s.refreshIndex(indexWait)
 	items, err := archive.List(ctx, s.n)
 	if err != nil {
 		return err
@@ -194,7 +250,7 @@ func (s *Server) archiveOpen(w http.ResponseWriter, r *http.Request) error {
 	if path.Base(p) == "index.html" {
 		p = strings.TrimSuffix(p, "index.html") // the file server's own name for it
 	}
-	tok, err := s.viewToken(id, stateOf(r).acct.User, s.now().Add(viewTTL))
+	tok, err := s.viewToken("item/"+hex.EncodeToString(id[:]), stateOf(r).acct.User, s.now().Add(viewTTL))
 	if err != nil {
 		return err
 	}
@@ -212,21 +268,21 @@ func validViewPath(p string) bool {
 
 // viewToken makes the access proof of a link to an item's files:
 // user.expiry.mac, the MAC (HMAC-SHA256 with a key kept in the
-// database) over the item, the user and the expiry. The files' pages run
+// database) over the scope (item or proposal), the user and the expiry. The files' pages run
 // in an opaque origin that the session cookie does not reach, so the
 // proof travels in the path, and their relative links keep it.
-func (s *Server) viewToken(item [16]byte, user string, exp time.Time) (string, error) {
+func (s *Server) viewToken(scope, user string, exp time.Time) (string, error) {
 	key, err := s.archiveKey()
 	if err != nil {
 		return "", err
 	}
 	e := strconv.FormatInt(exp.Unix(), 10)
-	return user + "." + e + "." + viewMAC(key, item, user, e), nil
+	return user + "." + e + "." + viewMAC(key, scope, user, e), nil
 }
 
-func viewMAC(key []byte, item [16]byte, user, exp string) string {
+func viewMAC(key []byte, scope, user, exp string) string {
 	m := hmac.New(sha256.New, key)
-	m.Write(item[:])
+	m.Write([]byte(scope))
 	m.Write([]byte{0})
 	m.Write([]byte(user))
 	m.Write([]byte{0})
@@ -235,14 +291,14 @@ func viewMAC(key []byte, item [16]byte, user, exp string) string {
 }
 
 // checkViewToken returns the active account a token was made for.
-func (s *Server) checkViewToken(ctx context.Context, item [16]byte, tok string) (*account, error) {
+func (s *Server) checkViewToken(ctx context.Context, scope, tok string) (*account, error) {
 	user, rest, ok1 := strings.Cut(tok, ".")
 	exp, mac, ok2 := strings.Cut(rest, ".")
 	key, err := s.archiveKey()
 	if err != nil {
 		return nil, err
 	}
-	if !ok1 || !ok2 || !hmac.Equal([]byte(mac), []byte(viewMAC(key, item, user, exp))) {
+	if !ok1 || !ok2 || !hmac.Equal([]byte(mac), []byte(viewMAC(key, scope, user, exp))) {
 		return nil, errBadViewLink
 	}
 	if e, err := strconv.ParseInt(exp, 10, 64); err != nil || s.now().Unix() > e {
@@ -288,13 +344,20 @@ func (s *Server) archiveView(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.checkViewToken(r.Context(), id, v["token"]); err != nil {
+	if _, err := s.checkViewToken(r.Context(), "item/"+hex.EncodeToString(id[:]), v["token"]); err != nil {
 		return err
 	}
 	fsys, err := s.itemFS(r.Context(), id)
 	if err != nil {
 		return errNotFound
 	}
+	serveSandboxed(w, r, "/archive/view/"+v["item"]+"/"+v["token"], fsys)
+	return nil
+}
+
+// serveSandboxed serves the files of a snapshot under prefix, read-only,
+// with archiveCSP.
+func serveSandboxed(w http.ResponseWriter, r *http.Request, prefix string, fsys *archive.ItemFS) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", archiveCSP)
 	// The sandboxed page's own requests come from its opaque origin: a
@@ -302,8 +365,78 @@ func (s *Server) archiveView(w http.ResponseWriter, r *http.Request) error {
 	// what keeps other sites out.
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	h.Set("Cache-Control", "private, max-age=300")
-	prefix := "/archive/view/" + v["item"] + "/" + v["token"]
 	http.StripPrefix(prefix, http.FileServerFS(fsys)).ServeHTTP(w, r)
+}
+
+type proposalData struct {
+	P     proposalView
+	Files []archiveFile
+	More  int
+	Index string
+}
+
+// proposalPage shows what a proposal holds, so that members can look
+// before they endorse.
+func (s *Server) proposalPage(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+	if err != nil {
+		return errNotFound
+	}
+	p, err := archive.GetProposal(ctx, s.n, id)
+	if err != nil {
+		return archiveError(err)
+	}
+	set, err := archive.GetSettings(ctx, s.n)
+	if err != nil {
+		return err
+	}
+	d := &proposalData{P: viewOf(*p, stateOf(r), set)}
+	files := p.Manifest().Files
+	for i, f := range files {
+		if i == itemFilesShown {
+			d.More = len(files) - i
+			break
+		}
+		d.Files = append(d.Files, archiveFile{Path: f.Path, Size: int64(f.Size)})
+	}
+	d.Index = startPage(files)
+	s.render(w, r, http.StatusOK, "archive_proposal", p.Meta.Title, d)
+	return nil
+}
+
+// proposalOpen sends a member to a file of a proposal (see archiveOpen).
+func (s *Server) proposalOpen(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	p := strings.TrimPrefix(r.URL.Query().Get("path"), "/")
+	if p != "" && !validViewPath(p) {
+		return errNotFound
+	}
+	if path.Base(p) == "index.html" {
+		p = strings.TrimSuffix(p, "index.html")
+	}
+	tok, err := s.viewToken("proposal/"+id, stateOf(r).acct.User, s.now().Add(viewTTL))
+	if err != nil {
+		return err
+	}
+	return redirect(w, r, "/archive/pview/"+id+"/"+tok+"/"+p)
+}
+
+// proposalView serves a proposal's files as archiveView serves an item's.
+func (s *Server) proposalView(w http.ResponseWriter, r *http.Request) error {
+	v := mux.Vars(r)
+	if _, err := s.checkViewToken(r.Context(), "proposal/"+v["id"], v["token"]); err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(v["id"], 10, 64)
+	if err != nil {
+		return errNotFound
+	}
+	fsys, err := archive.OpenProposal(r.Context(), s.n, id)
+	if err != nil {
+		return errNotFound
+	}
+	serveSandboxed(w, r, "/archive/pview/"+v["id"]+"/"+v["token"], fsys)
 	return nil
 }
 
@@ -340,12 +473,13 @@ type proposalView struct {
 	CanEndorse  bool
 	CanAdopt    bool
 	CanWithdraw bool
+	CSRF        string // for the forms
 }
 
 // proposalsPage lists proposals, with the forms to endorse, adopt and
 // propose.
 func (s *Server) proposalsPage(w http.ResponseWriter, r *http.Request) error {
-	ctx, acct := r.Context(), stateOf(r).acct
+	ctx := r.Context()
 	ps, err := archive.Proposals(ctx, s.n, "")
 	if err != nil {
 		return err
@@ -356,23 +490,32 @@ func (s *Server) proposalsPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	d := &proposalsData{Settings: set, MaxBytes: s.archiveUploadLimit()}
 	for _, p := range ps {
-		v := proposalView{Proposal: p}
-		for _, e := range p.Endorsers {
-			v.Endorsed = v.Endorsed || e.User == acct.User
-		}
+		v := viewOf(p, stateOf(r), set)
 		if p.State != archive.StateOpen {
 			if len(d.Decided) < 50 {
 				d.Decided = append(d.Decided, v)
 			}
 			continue
 		}
-		v.CanEndorse = !v.Endorsed && p.Proposer != acct.User
-		v.CanAdopt = p.Needed == 0 && set.Adopt != archive.AdoptAuto && (acct.Admin() || set.Adopt == archive.AdoptByMembers)
-		v.CanWithdraw = p.Proposer == acct.User || acct.Admin()
 		d.Open = append(d.Open, v)
 	}
 	s.render(w, r, http.StatusOK, "archive_proposals", "Proposals", d)
 	return nil
+}
+
+// viewOf says what the member looking may do with a proposal.
+func viewOf(p archive.Proposal, st *state, set archive.Settings) proposalView {
+	acct := st.acct
+	v := proposalView{Proposal: p, CSRF: st.csrf}
+	for _, e := range p.Endorsers {
+		v.Endorsed = v.Endorsed || e.User == acct.User
+	}
+	if p.State == archive.StateOpen {
+		v.CanEndorse = !v.Endorsed && p.Proposer != acct.User
+		v.CanAdopt = p.Needed == 0 && set.Adopt != archive.AdoptAuto && (acct.Admin() || set.Adopt == archive.AdoptByMembers)
+		v.CanWithdraw = p.Proposer == acct.User || acct.Admin()
+	}
+	return v
 }
 
 func member(a *account) archive.Member { return archive.Member{Name: a.User, Admin: a.Admin()} }
@@ -475,6 +618,7 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request) error {
 	if err := os.MkdirAll(filepath.Join(s.n.Dir(), "archive"), 0o700); err != nil {
 		return err
 	}
+	s.removeStaleUploads()
 	stage, err := os.MkdirTemp(filepath.Join(s.n.Dir(), "archive"), "upload-")
 	if err != nil {
 		return err
@@ -547,11 +691,27 @@ func (s *Server) propose(w http.ResponseWriter, r *http.Request) error {
 	if _, _, err := archive.Propose(ctx, s.n, member(acct), src, nil, meta); err != nil {
 		var le *bundle.LimitError
 		if errors.As(err, &le) || strings.Contains(err.Error(), "path") {
-			return &httpError{status: http.StatusBadRequest, msg: "Refused: " + strings.TrimPrefix(err.Error(), "archive: ") + "."}
+			msg := strings.ReplaceAll(strings.TrimPrefix(err.Error(), "archive: "), src, "the upload") // no server paths
+			return &httpError{status: http.StatusBadRequest, msg: "Refused: " + msg + "."}
 		}
 		return archiveError(err)
 	}
 	return redirect(w, r, "/archive/proposals?ok=proposed")
+}
+
+// staleUpload is the age past which a staging folder is left from a
+// crash (an upload bounded by DefaultMaxArchiveUpload takes less, even
+// at 64 kbit/s).
+const staleUpload = 24 * time.Hour
+
+// removeStaleUploads removes the staging folders a killed server left.
+func (s *Server) removeStaleUploads() {
+	dirs, _ := filepath.Glob(filepath.Join(s.n.Dir(), "archive", "upload-*"))
+	for _, d := range dirs {
+		if fi, err := os.Lstat(d); err == nil && fi.IsDir() && s.now().Sub(fi.ModTime()) > staleUpload {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // stageFile writes one uploaded file at rel (a path inside the upload's

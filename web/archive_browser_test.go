@@ -135,7 +135,38 @@ func TestBrowserArchive(t *testing.T) {
 	}
 	bea.shot("archive-proposals-nojs")
 
-	// Ada endorses, then adopts.
+	// A folder, through the folder picker: each file keeps its path.
+	folder := filepath.Join(t.TempDir(), "seeds")
+	os.MkdirAll(filepath.Join(folder, "notes"), 0o755)
+	os.WriteFile(filepath.Join(folder, "index.html"), []byte("<p>seed bank</p>"), 0o644)
+	os.WriteFile(filepath.Join(folder, "notes", "maize.txt"), []byte("maize: dry, cool, dark"), 0o644)
+	bea.open(north.url + "/archive/proposals")
+	bea.fill("#ptitle", "Seed bank")
+	ctx, cancel = bea.step()
+	err = chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.CSS("#pfolder"), []string{folder}))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := bea.submit("#propose button[type=submit]"); st != 200 {
+		t.Fatalf("proposing a folder: %d", st)
+	}
+	if got := bea.text("#proposals"); !strings.Contains(got, "Seed bank") || !strings.Contains(got, "2 files") {
+		t.Fatalf("the folder proposal: %q", got)
+	}
+	if st := bea.submit("#proposals li:first-child form[action$='/withdraw'] button"); st != 200 {
+		t.Fatalf("withdrawing: %d", st)
+	}
+
+	// Ada looks at what was proposed, then endorses and adopts it.
+	ada.open(north.url + "/archive/proposals")
+	if st := ada.submit("#proposals a[href='/archive/proposals/1']"); st != 200 {
+		t.Fatalf("the proposal's page: %d", st)
+	}
+	ada.shot("archive-proposal")
+	if st := ada.submit("#open-proposal"); st != 200 || !strings.Contains(ada.url(), "/archive/pview/1/ada.") || ada.text("h1") != "Village wells" {
+		t.Fatalf("looking at the proposal: %d %s", st, ada.url())
+	}
 	ada.open(north.url + "/archive/proposals")
 	if ada.count("#proposals .adopt") != 0 {
 		t.Error("adopt offered before any endorsement")
@@ -155,7 +186,7 @@ func TestBrowserArchive(t *testing.T) {
 	}
 	ada.open(north.url + "/archive/history")
 	hist := ada.text("#history")
-	for _, w := range []string{"bea proposed Village wells", "ada endorsed Village wells", "ada adopted Village wells", "river offered Village wells"} {
+	for _, w := range []string{"bea proposed Village wells", "ada endorsed Village wells", "ada adopted Village wells", "offered Village wells to river"} {
 		if !strings.Contains(hist, w) {
 			t.Errorf("north's history lacks %q: %q", w, hist)
 		}
@@ -170,13 +201,19 @@ func TestBrowserArchive(t *testing.T) {
 		t.Fatalf("river's archive: %q", items)
 	}
 	rio.shot("archive")
+	for _, path := range []string{"/archive", "/archive/proposals", "/archive/history"} {
+		rio.open(river.url + path)
+		if w := eval[int](rio, `document.documentElement.scrollWidth`); w > 360 {
+			t.Errorf("%s is %d px wide on a 360 px screen", path, w)
+		}
+	}
 	rio.open(river.url + "/archive?q=leather+washer")
 	if got := rio.text("#archive-hits"); !strings.Contains(got, "pages/pump.html") {
 		t.Errorf("river's search: %q", got)
 	}
 	rio.shot("archive-search")
 	rio.open(river.url + "/archive/history")
-	if got := rio.text("#history"); !strings.Contains(got, "north received Village wells") {
+	if got := rio.text("#history"); !strings.Contains(got, "received Village wells from north") {
 		t.Errorf("river's history: %q", got)
 	}
 	rio.open(river.url + "/archive")

@@ -68,6 +68,23 @@ func TestArchivePages(t *testing.T) {
 	if !strings.Contains(page, "Wells") || !strings.Contains(page, "proposed by bo") || !strings.Contains(page, `/archive/proposals/1/endorse`) {
 		t.Fatalf("proposals page:\n%s", page)
 	}
+	// Cy looks at the proposal before endorsing it.
+	_, page = cy.get("/archive/proposals/1")
+	if !strings.Contains(page, "wells/pages/pump.html") || !strings.Contains(page, `/archive/proposals/1/endorse`) {
+		t.Fatalf("proposal page:\n%s", page)
+	}
+	resp, _ = cy.get("/archive/proposals/1/open?path=wells/pages/pump.html")
+	pview := resp.Header.Get("Location")
+	if !strings.HasPrefix(pview, "/archive/pview/1/cy.") {
+		t.Fatalf("opening the proposal: %d %q", resp.StatusCode, pview)
+	}
+	if resp, body := anon.get(pview); resp.StatusCode != http.StatusOK || !strings.Contains(body, "cup washer") ||
+		!strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "sandbox ") {
+		t.Fatalf("the proposal's page: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := anon.get(strings.Replace(pview, "/pview/1/", "/pview/2/", 1)); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a proposal's link opens another: %d", resp.StatusCode)
+	}
 	resp, body = bo.post("/archive/proposals/1/endorse", nil)
 	wantStatus(t, "endorsing one's own proposal", resp, body, http.StatusForbidden)
 	resp, body = ada.post("/archive/proposals/1/adopt", nil)

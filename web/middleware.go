@@ -75,16 +75,16 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
-		limit := int64(maxFormBody)
+		limit, shown := int64(maxFormBody), s.opts.MaxUpload
 		if isMultipart(r) {
-			limit = s.opts.MaxUpload + maxFormBody
 			if r.URL.Path == "/archive/proposals" {
-				limit = s.archiveUploadLimit() + maxFormBody
+				shown = s.archiveUploadLimit()
 			}
+			limit = shown + maxFormBody
 		}
 		if r.ContentLength > limit {
 			s.fail(sw, r, &httpError{status: http.StatusRequestEntityTooLarge,
-				msg: fmt.Sprintf("That is too large: the limit is %s.", formatSize(s.opts.MaxUpload))})
+				msg: fmt.Sprintf("That is too large: the limit is %s.", formatSize(shown))})
 			return
 		}
 		r.Body = http.MaxBytesReader(sw, r.Body, limit)

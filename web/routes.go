@@ -36,6 +36,7 @@ func (s *Server) routes() http.Handler {
 	// An archived item's files: the link carries its own proof of access
 	// (web/archive.go), as the sandboxed pages' requests carry no cookie.
 	pub.PathPrefix("/archive/view/{item:[0-9a-f]{32}}/{token:[^/]+}/").Handler(s.handle(s.archiveView)).Methods("GET", "HEAD")
+	pub.PathPrefix("/archive/pview/{id:[0-9]+}/{token:[^/]+}/").Handler(s.handle(s.proposalView)).Methods("GET", "HEAD")
 
 	mem := r.NewRoute().Subrouter()
 	mem.Use(s.members)
@@ -65,6 +66,8 @@ func (s *Server) routes() http.Handler {
 	mem.Handle("/archive/items/{item:[0-9a-f]{32}}/open", s.handle(s.archiveOpen)).Methods("GET")
 	mem.Handle("/archive/proposals", s.handle(s.proposalsPage)).Methods("GET")
 	mem.Handle("/archive/proposals", s.handle(s.propose)).Methods("POST").Name("upload-archive")
+	mem.Handle("/archive/proposals/{id:[0-9]+}", s.handle(s.proposalPage)).Methods("GET")
+	mem.Handle("/archive/proposals/{id:[0-9]+}/open", s.handle(s.proposalOpen)).Methods("GET")
 	mem.Handle("/archive/proposals/{id:[0-9]+}/{action:endorse|adopt|withdraw}", s.handle(s.proposalAction)).Methods("POST")
 	mem.Handle("/archive/history", s.handle(s.archiveHistoryPage)).Methods("GET")
 	mem.Handle("/map", s.handle(s.mapPage)).Methods("GET")

@@ -209,6 +209,7 @@ func (s *Server) Close() error {
 	}
 	s.hub.close()
 	s.hub.wait()
+	s.arch.close()
 	s.sessionStmt.Close()
 	s.accountStmt.Close()
 	return err

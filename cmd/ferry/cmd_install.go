@@ -60,7 +60,7 @@ func cmdInstall(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "wrote %s\n", unit)
 	conf := filepath.Join(*prefix, c.Data, configName)
 	if err := installFile(conf, confText, 0o644, false); errors.Is(err, os.ErrExist) {
-		fmt.Fprintf(e.stdout, "kept %s (it exists)\n", conf)
+		fmt.Fprintf(e.stdout, "kept %s (it exists; its settings, listen included, stay as they are)\n", conf)
 	} else if err != nil {
 		return err
 	} else {

@@ -134,7 +134,9 @@ func cmdLoRa(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stderr, "lora: %s on %s, SF%d/%d kHz, %s; a full frame takes %v on air\n",
 		*lf.modem, *lf.port, p.SF, p.Bandwidth/1000, reg.Name, lora.TimeOnAir(p, lora.MaxFrame).Round(time.Millisecond))
 	l := lora.NewLink(lora.LinkConfig{Modem: m, Params: p, Budget: lora.NewBudget(reg), Initiator: *lf.first, Remote: *lf.port})
+	stop := context.AfterFunc(ctx, l.Abort) // interrupted: no waiting for the turn
 	rep, err := carriers.Sync(ctx, n, l, carriers.Options{Idle: *lf.idle, MaxReceive: *quota << 20})
+	stop()
 	l.Close()
 	if rep != nil && rep.Reconcile.Mode != "" {
 		printSyncReport(e, rep)

@@ -22,6 +22,7 @@ const defaultListen = "127.0.0.1:8080"
 type serveOptions struct {
 	data, config, listen, name *string
 	maxUpload, quota           *int64
+	maxArchive                 *int64 // archive proposals (web/archive.go)
 	verbose                    *bool
 	live                       *carrierFlags  // peers: TLS listener, schedule, LAN discovery (cmd_sync.go)
 	sticks                     *usbFlags      // USB sticks: mount watcher (serve_usb.go)
@@ -42,6 +43,7 @@ func serveFlags(e *env) (*flag.FlagSet, *serveOptions) {
 	o.listen = fs.String("listen", defaultListen, "the address to serve the web inbox on, e.g. 0.0.0.0:80 for the whole network")
 	o.name = fs.String("name", "", "the node's name when serve initializes a new data directory (default: this machine's host name)")
 	o.maxUpload = fs.Int64("max-upload", web.DefaultMaxUpload>>20, "the largest file a member may upload, in MiB")
+	o.maxArchive = fs.Int64("max-archive-upload", web.DefaultMaxArchiveUpload>>20, "the largest proposal for the archive (files, folder, .zip/.tar) a member may upload, in MiB")
 	o.quota = fs.Int64("quota", web.DefaultQuota>>20, "what each member may store, in MiB")
 	o.verbose = fs.Bool("verbose", false, "log every request")
 	fs.BoolVar(o.verbose, "v", false, "short for --verbose")
@@ -111,7 +113,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer removeServeRunning(n.Dir())
-	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, Quota: *quota << 20,
+	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, MaxArchiveUpload: *o.maxArchive << 20, Quota: *quota << 20,
 		Links: links.Stats, Sticks: monitor, Radios: radios,
 		Health: web.HealthOptions{Version: currentBuild().String(), Started: started, Status: o.alarm.options()}})
 	if err != nil {

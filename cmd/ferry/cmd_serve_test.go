@@ -45,9 +45,13 @@ func TestServe(t *testing.T) {
 	}()
 	addrRE := regexp.MustCompile(`on http://([0-9.:]+)/`)
 	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	// The address comes first, the setup code after a write: wait for both.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
 			addr = m[1]
+			if strings.Contains(stderr.String(), "setup code: ") {
+				break
+			}
 		}
 	}
 	if addr == "" {

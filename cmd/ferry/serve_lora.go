@@ -53,6 +53,7 @@ func startLoRa(ctx context.Context, n *node.Node, f *serveLoRa, stats *carriers.
 	go func() {
 		defer close(done)
 		defer closer.Close()
+		failures := 0
 		for ctx.Err() == nil {
 			if *f.first {
 				mon.SetState("starting a session")
@@ -61,7 +62,9 @@ func startLoRa(ctx context.Context, n *node.Node, f *serveLoRa, stats *carriers.
 			}
 			l := lora.NewLink(lora.LinkConfig{Modem: m, Params: p, Budget: budget, Initiator: *f.first, Remote: *f.port})
 			mon.SetLink(l)
+			stop := context.AfterFunc(ctx, l.Abort) // shutting down: no waiting for the turn
 			rep, err := carriers.Sync(ctx, n, l, carriers.Options{Idle: *f.idle, Logger: log, Stats: stats})
+			stop()
 			l.Close()
 			mon.SetLink(nil)
 			reached := rep != nil && rep.Reconcile.Mode != ""
@@ -84,9 +87,16 @@ func startLoRa(ctx context.Context, n *node.Node, f *serveLoRa, stats *carriers.
 				log.Info("LoRa session", "peer", peer, "sent", rep.Sent.Bundles, "received", rep.Received.Bundles,
 					"airtime", budget.Used(time.Now()).Round(time.Millisecond))
 			}
-			pause := time.Second
+			// A modem that fails at once (unplugged, dead) is retried
+			// less and less often, up to every 5 minutes.
+			if err != nil && !reached {
+				failures++
+			} else {
+				failures = 0
+			}
+			pause := min(time.Second<<min(failures, 9), 5*time.Minute)
 			if *f.first {
-				pause = *f.every
+				pause = max(pause, *f.every)
 			}
 			mon.SetState("waiting for the next contact")
 			select {
