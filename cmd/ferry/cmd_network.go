@@ -25,32 +25,36 @@ func addAnnounceFlags(fs *flag.FlagSet) *announceFlags {
 	return f
 }
 
-// startAnnouncer announces the node at start when its last announcement
-// is stale, then every f.every, until ctx is done. It returns a function
-// that waits for it to stop.
+// startAnnouncer announces the node now when its last announcement is
+// stale, then checks every hour (or f.every, if shorter) in the
+// background until ctx is done. It returns a function that waits for the
+// background work to stop.
 func startAnnouncer(ctx context.Context, n *node.Node, f *announceFlags, carriers []string, log *slog.Logger) func() {
 	if f.every <= 0 {
 		return func() {}
 	}
 	opts := node.AnnounceOptions{Carriers: carriers, TTL: f.ttl}
+	announce := func() {
+		if did, err := n.AnnounceIfStale(ctx, opts, f.every); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("announcing this node", "err", err)
+			}
+		} else if did {
+			log.Info("announced this node to the network", "carriers", strings.Join(carriers, ","))
+		}
+	}
+	announce()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTicker(min(f.every, time.Hour))
 		defer t.Stop()
 		for {
-			if did, err := n.AnnounceIfStale(ctx, opts, f.every); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				log.Warn("announcing this node", "err", err)
-			} else if did {
-				log.Info("announced this node to the network", "carriers", strings.Join(carriers, ","))
-			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				announce()
 			}
 		}
 	}()

@@ -77,6 +77,12 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer n.Close()
+	// The first announcement is made before anything else runs, the next
+	// ones in the background (cmd_network.go).
+	served := servedCarriers(live.listen != "off", *sticks.watch != "off" && *sticks.watch != "", *bleDevice != "", *radio.port != "")
+	annCtx, stopAnn := context.WithCancel(ctx)
+	annDone := startAnnouncer(annCtx, n, o.announce, served, log)
+	defer func() { stopAnn(); annDone() }()
 	links, err := startLiveLinks(ctx, n, live, e, log)
 	if err != nil {
 		return err
@@ -107,10 +113,6 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer removeServeRunning(n.Dir())
-	served := servedCarriers(live.listen != "off", *sticks.watch != "off" && *sticks.watch != "", *bleDevice != "", *radio.port != "")
-	annCtx, stopAnn := context.WithCancel(ctx)
-	annDone := startAnnouncer(annCtx, n, o.announce, served, log)
-	defer func() { stopAnn(); annDone() }()
 	srv, err := web.New(n, web.Options{Logger: log, MaxUpload: *maxUpload << 20, MaxArchiveUpload: *o.maxArchive << 20, Quota: *quota << 20,
 		Links: links.Stats, Sticks: monitor, Radios: radios,
 		Health: web.HealthOptions{Version: currentBuild().String(), Started: started, Status: o.alarm.options()}})
