@@ -51,7 +51,7 @@ type Routing struct {
 	// PeerQuota bounds the bytes the node holds for others from one
 	// origin; 0 means no bound.
 	PeerQuota int64
-	// BulkOnNarrow lets bulky bundles go over narrow carriers (LoRa, BLE).
+	// BulkOnNarrow lets bulky bundles go over narrow carriers (LoRa, small-capacity links).
 	BulkOnNarrow bool
 }
 
@@ -129,10 +129,12 @@ type Contact struct {
 }
 
 // Narrow reports whether the contact is a link that carries only a few
-// kilobytes: LoRa, BLE, or a live link with a small capacity. (A stick
-// that is nearly full is not narrow: what does not fit waits.)
+// kilobytes: LoRa, or a live link with a small capacity. (A stick that is
+// nearly full is not narrow: what does not fit waits. BLE is not narrow by
+// its medium: it moves tens of kilobytes a second while two nodes or a
+// phone are near, so a contact's capacity says when it is short.)
 func (c Contact) Narrow() bool {
-	return c.Medium == "lora" || c.Medium == "ble" ||
+	return c.Medium == "lora" ||
 		c.Peer != (bundle.NodeID{}) && c.Capacity > 0 && c.Capacity < NarrowCapacity
 }
 
