@@ -214,6 +214,9 @@ func (d *demo) radio(ctx context.Context) error {
 	defer mb.Close()
 	la := lora.NewLink(lora.LinkConfig{Modem: ma, Params: p, Budget: lora.NewBudget(lora.EU868Sub10), Initiator: true, Remote: "north"})
 	lb := lora.NewLink(lora.LinkConfig{Modem: mb, Params: p, Budget: lora.NewBudget(lora.EU868Sub10), Remote: "hill"})
+	// Ctrl-C stops the radio at once: a graceful close waits for turns
+	// and FINs over the emulated air, which took up to minutes.
+	defer context.AfterFunc(ctx, func() { la.Abort(); lb.Abort() })()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var ra, rb *carriers.Report
