@@ -179,10 +179,10 @@ func seed(t *testing.T, dir string, rooms, messages int) {
 	}
 	defer n.Close()
 	db := n.DB()
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(`PRAGMA synchronous = OFF`); err != nil {
-		t.Fatal(err)
-	}
+	// Two connections: the node keeps one for PRAGMA data_version (its
+	// room cache), the other does the writes. The first room made opens
+	// the cache's; synchronous = OFF then goes to the writer's.
+	db.SetMaxOpenConns(2)
 	ctx := context.Background()
 	for _, u := range []string{"anna", "bob", "carol"} {
 		if err := n.AddUser(ctx, u); err != nil {
@@ -193,6 +193,9 @@ func seed(t *testing.T, dir string, rooms, messages int) {
 		if _, err := n.CreateRoom(ctx, fmt.Sprintf("room%02d", r), fmt.Sprintf("Room %d", r), "", "anna"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := db.Exec(`PRAGMA synchronous = OFF`); err != nil {
+		t.Fatal(err)
 	}
 	words := strings.Fields("the well bridge seeds market river school harvest meeting rain goats bread solar repair clinic boat")
 	for i := range messages {
