@@ -281,26 +281,34 @@ func TestArchiveHostileDeltasRefused(t *testing.T) {
 	forged.Title = "forged"
 	forgedBody, _ := forged.AppendBinary(nil) // signature no longer matches
 	zf, _ := encodeAgainst(body1, forgedBody)
-	for name, rec := range map[string][]byte{
-		"literal does not rebuild": tamper(func(d *bundle.ArchiveDelta) {
+	// In order, and the literal first: a refused delta may leave behind
+	// chunks it rebuilt and checked (content-addressed, unreferenced), and
+	// a chunk the store has is not rebuilt again, so a later case whose
+	// only fault is in that chunk's literal would not reach the check.
+	for _, tc := range []struct {
+		name string
+		rec  []byte
+	}{
+		{"literal does not rebuild", tamper(func(d *bundle.ArchiveDelta) {
 			for i := range d.Files {
 				if d.Files[i].Kind == bundle.ArchivePatchLiteral {
 					d.Files[i].Data[0] ^= 1
 				}
 			}
-		}),
-		"patch against another base file": tamper(func(d *bundle.ArchiveDelta) {
+		})},
+		{"patch against another base file", tamper(func(d *bundle.ArchiveDelta) {
 			for i := range d.Files {
 				if d.Files[i].Kind == bundle.ArchivePatchZstd {
 					d.Files[i].Base++
 				}
 			}
-		}),
-		"file index out of range": tamper(func(d *bundle.ArchiveDelta) { d.Files[len(d.Files)-1].File = 1 << 19 }),
-		"base not held":           tamper(func(d *bundle.ArchiveDelta) { d.Base[0] ^= 1 }),
-		"not zstd":                tamper(func(d *bundle.ArchiveDelta) { d.Manifest = []byte("garbage") }),
-		"forged manifest":         tamper(func(d *bundle.ArchiveDelta) { d.Manifest = zf }),
+		})},
+		{"file index out of range", tamper(func(d *bundle.ArchiveDelta) { d.Files[len(d.Files)-1].File = 1 << 19 })},
+		{"base not held", tamper(func(d *bundle.ArchiveDelta) { d.Base[0] ^= 1 })},
+		{"not zstd", tamper(func(d *bundle.ArchiveDelta) { d.Manifest = []byte("garbage") })},
+		{"forged manifest", tamper(func(d *bundle.ArchiveDelta) { d.Manifest = zf })},
 	} {
+		name, rec := tc.name, tc.rec
 		_, err := sendHostile(t, north, river, func(w *bundle.Writer) error { return w.WriteRecord(bundle.RecordArchiveDelta, rec) })
 		var re *node.RefusedError
 		if !errors.As(err, &re) {
