@@ -142,7 +142,9 @@ func openStore(dir string) (*Store, error) {
 	_, err := os.Stat(filepath.Join(dir, indexDBName))
 	fresh := errors.Is(err, fs.ErrNotExist)
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)"} {
+	// busy_timeout first: the pragmas run in order, and journal_mode on a
+	// database another process is opening must wait, not fail at once.
+	for _, p := range []string{"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

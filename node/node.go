@@ -177,7 +177,9 @@ func (n *Node) Card(loc *Location, addrs []string) (string, error) {
 
 func openDB(dir string) (*sql.DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(30000)", "foreign_keys(1)", "temp_store(MEMORY)"} {
+	// busy_timeout first: the pragmas run in order, and journal_mode on a
+	// database another process is opening must wait, not fail at once.
+	for _, p := range []string{"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
