@@ -159,44 +159,45 @@ func archiveDecide(ctx context.Context, e *env, verb string, args []string) erro
 
 // archiveProposals runs "ferry archive proposals [--state S]".
 func archiveProposals(ctx context.Context, e *env, args []string) error {
-	fs := flags("archive proposals", e)
-	data := dataFlag(fs)
-	state := fs.String("state", "", "only proposals in this state: open, adopted or withdrawn")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	n, err := openNode(*data)
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	ps, err := archive.Proposals(ctx, n, *state)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		if ps == nil {
-			ps = []archive.Proposal{}
-		}
-		return printJSON(e.stdout, ps)
-	}
-	for _, p := range ps {
-		var who []string
-		for _, en := range p.Endorsers {
-			who = append(who, en.User)
-		}
-		fmt.Fprintf(e.stdout, "%d  %-9s %s  by %s  endorsed by [%s]  %d files, %d bytes\n",
-			p.ID, p.State, p.Meta.Title, p.Proposer, strings.Join(who, ", "), p.Files, p.Size)
-	}
-	return nil
+	var state *string
+	return listCommand(ctx, e, args, "archive proposals",
+		func(fs *flag.FlagSet) {
+			state = fs.String("state", "", "only proposals in this state: open, adopted or withdrawn")
+		},
+		func(ctx context.Context, n *node.Node) ([]archive.Proposal, error) {
+			return archive.Proposals(ctx, n, *state)
+		},
+		func(p archive.Proposal) string {
+			var who []string
+			for _, en := range p.Endorsers {
+				who = append(who, en.User)
+			}
+			return fmt.Sprintf("%d  %-9s %s  by %s  endorsed by [%s]  %d files, %d bytes",
+				p.ID, p.State, p.Meta.Title, p.Proposer, strings.Join(who, ", "), p.Files, p.Size)
+		})
 }
 
 // archiveHistory runs "ferry archive history".
 func archiveHistory(ctx context.Context, e *env, args []string) error {
-	fs := flags("archive history", e)
+	var limit *int
+	return listCommand(ctx, e, args, "archive history",
+		func(fs *flag.FlagSet) { limit = fs.Int("n", 100, "how many events") },
+		func(ctx context.Context, n *node.Node) ([]archive.Event, error) {
+			return archive.History(ctx, n, *limit)
+		},
+		func(ev archive.Event) string {
+			return fmt.Sprintf("%s  %-9s %-12s %s %s", ev.At.Local().Format(time.DateTime), ev.Action, ev.Who, ev.Title, ev.Detail)
+		})
+}
+
+// listCommand runs a command that lists what fetch returns: its own
+// flags, then --data and --json; one line per entry, or a JSON array
+// ([] when there is nothing).
+func listCommand[T any](ctx context.Context, e *env, args []string, name string,
+	own func(*flag.FlagSet), fetch func(context.Context, *node.Node) ([]T, error), line func(T) string) error {
+	fs := flags(name, e)
 	data := dataFlag(fs)
-	limit := fs.Int("n", 100, "how many events")
+	own(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -206,18 +207,18 @@ func archiveHistory(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer n.Close()
-	h, err := archive.History(ctx, n, *limit)
+	list, err := fetch(ctx, n)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		if h == nil {
-			h = []archive.Event{}
+		if list == nil {
+			list = []T{}
 		}
-		return printJSON(e.stdout, h)
+		return printJSON(e.stdout, list)
 	}
-	for _, ev := range h {
-		fmt.Fprintf(e.stdout, "%s  %-9s %-12s %s %s\n", ev.At.Local().Format(time.DateTime), ev.Action, ev.Who, ev.Title, ev.Detail)
+	for _, v := range list {
+		fmt.Fprintln(e.stdout, line(v))
 	}
 	return nil
 }
