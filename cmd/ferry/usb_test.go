@@ -132,6 +132,13 @@ func checkStickWhole(t testing.TB, stick string) (bundles, temporary []string) {
 			t.Errorf("inventory %s does not verify: %v", name, err)
 		}
 	}
+	// Stick routes files (usb/routes.go) are written the same atomic way.
+	routes, _ := os.ReadDir(filepath.Join(stick, "FERRY", "routes"))
+	for _, e := range routes {
+		if strings.HasPrefix(e.Name(), ".ferry-") {
+			temporary = append(temporary, e.Name())
+		}
+	}
 	return bundles, temporary
 }
 
