@@ -13,8 +13,8 @@ import (
 // overlapping. Small bundles (messages) never start a goroutine.
 const (
 	asyncAfter = 1 << 20
-	sinkBuf    = 256 << 10
-	sinkBufs   = 4 // buffers in flight at most: bounds memory to 1 MiB
+	sinkBuf    = 1 << 20
+	sinkBufs   = 3 // buffers in flight at most: bounds memory to 3 MiB
 )
 
 var sinkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, sinkBuf); return &b }}

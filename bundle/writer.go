@@ -178,7 +178,7 @@ const (
 	storeMin      = 64 << 10
 	storedFrame   = 1 << 20   // content of one stored frame, at most
 	rawBlockMax   = 128 << 10 // RFC 8878: Block_Maximum_Size
-	sampleWindow  = 4 << 10
+	sampleWindow  = 2 << 10
 	storedEntropy = 7.9 // bits per byte of the sample, at least
 )
 
