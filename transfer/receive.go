@@ -333,7 +333,7 @@ func (b *batch) folder(ctx context.Context, n *node.Node, tx *sql.Tx) (string, e
 	if p, err := n.Peer(ctx, b.src.String()); err == nil {
 		sender = p.Name
 	}
-	base := path.Join(node.CleanFileName(sender), node.CleanFileName(b.h.Name))
+	base := path.Join(visibleName(sender), visibleName(b.h.Name))
 	for i := 1; ; i++ {
 		folder = base
 		if i > 1 {
@@ -348,6 +348,16 @@ func (b *batch) folder(ctx context.Context, n *node.Node, tx *sql.Tx) (string, e
 			return "", fmt.Errorf("transfer: %w", err)
 		}
 	}
+}
+
+// visibleName makes s a safe folder name that is not hidden (and so never
+// ".staging").
+func visibleName(s string) string {
+	s = node.CleanFileName(s)
+	if strings.HasPrefix(s, ".") {
+		s = "_" + s
+	}
+	return s
 }
 
 // dropStaged removes what an ingest that did not commit staged.
