@@ -53,7 +53,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	if err := d.start(ctx, *port); err != nil {
 		return err
 	}
-	d.printGuide(ctx)
+	d.printGuide(ctx, *lanEvery, *stickEvery, *loraEvery)
 	var wg sync.WaitGroup
 	for _, run := range []func(context.Context){
 		func(ctx context.Context) { d.every(ctx, *lanEvery, d.lan) },
@@ -138,10 +138,11 @@ func (d *demo) start(ctx context.Context, port int) error {
 	return os.MkdirAll(d.stick, 0o755)
 }
 
-func (d *demo) printGuide(ctx context.Context) {
+func (d *demo) printGuide(ctx context.Context, lan, stick, radio time.Duration) {
 	w := d.e.stdout
 	fmt.Fprintln(w, "ferry demo: three communities on this machine, linked by three carriers")
 	fmt.Fprintln(w, "  north ──LAN── river ──USB stick── hill ──LoRa── north")
+	fmt.Fprintf(w, "  (LAN sync every %s, the stick changes hands every %s, a LoRa session every %s)\n", lan, stick, radio)
 	fmt.Fprintln(w)
 	for _, name := range demoNames {
 		addr := d.webs[name].Addr()
@@ -153,11 +154,12 @@ func (d *demo) printGuide(ctx context.Context) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Try this:")
-	fmt.Fprintln(w, "  1. Open each address, choose /setup, enter its code and make an admin (say ana, ben, cat).")
-	fmt.Fprintln(w, "  2. At north, write to ben@river: the LAN carries it within seconds.")
+	fmt.Fprintln(w, "  1. Open each address, go to /setup, enter its code and make an admin (ana at north, ben at river, cat at hill).")
+	fmt.Fprintln(w, "  2. At north, open Messages and write to ben@river: the LAN carries it within seconds.")
 	fmt.Fprintln(w, "  3. At north, write to cat@hill: it goes by LoRa, or by LAN to river and then on the stick.")
-	fmt.Fprintln(w, "  4. Watch the message turn carried, then delivered when the receipt comes back;")
-	fmt.Fprintln(w, "     the Peers and network page shows each link and what waits for whom.")
+	fmt.Fprintln(w, "  4. Watch the message turn carried, then delivered when the receipt comes back.")
+	fmt.Fprintln(w, "  5. /admin/peers shows each link and what waits for whom; /map draws the network.")
+	fmt.Fprintln(w, "The lines below say what each carrier moved.")
 	fmt.Fprintf(w, "Data in %s. Press Ctrl-C to stop.\n", d.dir)
 }
 
