@@ -24,6 +24,18 @@ import (
 // pair.
 var demoNames = []string{"north", "river", "hill"}
 
+// demoPlaces are where the communities say they are (made up, a few tens
+// of kilometres apart), and the carriers they announce, so that the map
+// page draws them.
+var demoPlaces = map[string]struct {
+	loc      node.Location
+	carriers []string
+}{
+	"north": {node.Location{Lat: 46.9, Lon: 7.4}, []string{"tcp", "lora"}},
+	"river": {node.Location{Lat: 46.5, Lon: 7.0}, []string{"tcp", "usb"}},
+	"hill":  {node.Location{Lat: 46.4, Lon: 7.8}, []string{"usb", "lora"}},
+}
+
 func cmdDemo(ctx context.Context, e *env, args []string) error {
 	fs := flags("demo", e)
 	dir := fs.String("dir", "", "folder for the three communities' data (default: a temporary folder, removed at the end)")
@@ -31,6 +43,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	lanEvery := fs.Duration("lan-every", 10*time.Second, "time between LAN syncs of north and river")
 	stickEvery := fs.Duration("stick-every", 20*time.Second, "time between the stick's stops (river, hill, river, ...)")
 	loraEvery := fs.Duration("lora-every", 30*time.Second, "time between LoRa sessions of hill and north")
+	announceEvery := fs.Duration("announce-every", time.Minute, "time between each community's announcements, which draw the map (0: never)")
 	verbose := fs.Bool("v", false, "log what the nodes and carriers do")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -52,6 +65,10 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	defer d.close()
 	if err := d.start(ctx, *port); err != nil {
 		return err
+	}
+	for _, name := range demoNames {
+		f := &announceFlags{every: *announceEvery, ttl: node.DefaultAnnounceTTL}
+		defer startAnnouncer(ctx, d.nodes[name], f, demoPlaces[name].carriers, log)()
 	}
 	d.printGuide(ctx, *lanEvery, *stickEvery, *loraEvery)
 	var wg sync.WaitGroup
@@ -93,6 +110,14 @@ func (d *demo) start(ctx context.Context, port int) error {
 			return err
 		}
 		d.nodes[name] = n
+		if loc, err := n.Location(ctx); err != nil {
+			return err
+		} else if loc == nil {
+			place := demoPlaces[name].loc
+			if err := n.SetLocation(ctx, &place); err != nil {
+				return err
+			}
+		}
 		card, err := n.Card(nil, nil)
 		if err != nil {
 			return err

@@ -109,6 +109,28 @@ func TestDemoServesThreeInboxesAndStops(t *testing.T) {
 	if got, _ := hill.Inbox(t.Context(), "cat"); len(got) != 1 || got[0].Body != "over the hills" {
 		t.Errorf("hill's inbox: %+v", got)
 	}
+	// The communities' announcements reach north: its map shows all three
+	// where they said they are.
+	for {
+		dir, err := north.Directory(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		located := 0
+		for _, e := range dir {
+			if e.Location != nil {
+				located++
+			}
+		}
+		if located == 3 {
+			break
+		}
+		if time.Now().After(deadline.Add(90 * time.Second)) { // only bounds a hang
+			cancel()
+			t.Fatalf("north's directory: %+v\n%s", dir, out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	cancel()
 	select {
 	case err := <-done:
