@@ -91,6 +91,7 @@ func Run(t *testing.T, h Harness) {
 	}{
 		{"SyncBothWays", testSyncBothWays},
 		{"CarryForAThirdNode", testCarry},
+		{"ArrivalDuringSession", testArrival},
 		{"ResumeAfterCut", testResume},
 		{"UntrustedPeerRefused", testUntrusted},
 		{"GarbageRefused", nil},
@@ -296,6 +297,42 @@ func testCarry(t *testing.T, h Harness) {
 		if !ra.InSync {
 			t.Errorf("%s and %s not in sync at the end", p[0].Name(), p[1].Name())
 		}
+	}
+}
+
+// testArrival: a bundle for north reaches river by another carrier while
+// river is in a session with north, after river computed the inventory the
+// session compares. The session must not take north to hold it (and drop
+// it as delivered) because the inventories compared were equal, nor
+// because they were reconciled: it reaches north at the next contact.
+func testArrival(t *testing.T, h Harness) {
+	for _, equal := range []bool{true, false} {
+		a, b, c := NewNode(t, "north"), NewNode(t, "river"), NewNode(t, "lake")
+		Introduce(t, a, b, c)
+		Send(t, c, a, "lake to north")
+		if !equal {
+			Send(t, a, b, "north to river")
+		}
+		var arrived Result
+		la, lb := h.Connect(t, a, b)
+		// River's second frame in is north's auth: river's inventory is
+		// computed, the comparison not yet made.
+		lb = BeforeRecv(lb, 2, func() {
+			pc, pb := carriers.Pipe(64 << 10)
+			arrived, _ = syncWithin(h.time(60*time.Second), b, c, pb, pc, carriers.Options{}, carriers.Options{})
+		})
+		ra, rb := h.syncPair(t, a, b, la, lb, h.opts(0), h.opts(0))
+		if ra.Err != nil || rb.Err != nil || arrived.Err != nil {
+			t.Fatalf("equal inventories %v: sync north-river %v / %v, lake-river %v", equal, ra.Err, rb.Err, arrived.Err)
+		}
+		if arrived.Report.Stored != 1 {
+			t.Fatalf("equal inventories %v: river stored %d bundles from lake during the session, want 1", equal, arrived.Report.Stored)
+		}
+		if rb.Report.InSync != equal {
+			t.Fatalf("equal inventories %v: river's session in sync %v", equal, rb.Report.InSync)
+		}
+		sync2(t, h, a, b)
+		wantStates(t, a, map[string]string{"lake to north": "received"})
 	}
 }
 
