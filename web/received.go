@@ -94,7 +94,7 @@ func receivedPath(rel string) (string, bool, bool) {
 	if name == "" {
 		return ".", true, true
 	}
-	if !fs.ValidPath(name) || strings.ContainsAny(name, "\\\x00") {
+	if name == "." || !fs.ValidPath(name) || strings.ContainsAny(name, "\\\x00") {
 		return "", false, false
 	}
 	return name, dir, true

@@ -293,3 +293,35 @@ func TestReceivedTransferStaysInItsFolder(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReceivedPath: whatever the request's path below a transfer, what
+// receivedPath accepts is "." or a plain relative path: no "..", no ".",
+// no empty element, no leading slash, no backslash or NUL.
+func FuzzReceivedPath(f *testing.F) {
+	for _, s := range []string{"", "a/", "a/b.txt", "../x", "a/../../x", "/etc/passwd", `..\x`, "a//b", "./a", "a\x00b", "école/ça va.txt"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rel string) {
+		name, dir, ok := receivedPath(rel)
+		if !ok {
+			return
+		}
+		if name == "." {
+			if rel != "" && rel != "/" || !dir {
+				t.Fatalf("%q opens the top (dir %v)", rel, dir)
+			}
+			return
+		}
+		if strings.HasPrefix(name, "/") || strings.ContainsAny(name, "\\\x00") {
+			t.Fatalf("%q gives %q", rel, name)
+		}
+		for _, e := range strings.Split(name, "/") {
+			if e == "" || e == "." || e == ".." {
+				t.Fatalf("%q gives %q, with the element %q", rel, name, e)
+			}
+		}
+		if dir != strings.HasSuffix(rel, "/") {
+			t.Fatalf("%q: dir %v", rel, dir)
+		}
+	})
+}
