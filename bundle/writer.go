@@ -29,6 +29,7 @@ type Writer struct {
 
 	payload *payloadWriter
 	age     io.WriteCloser
+	sink    *sink // age, on other goroutines once the bundle is large
 	zw      *zstd.Encoder
 	zwOpen  bool // zw has a frame under way
 	frames  int  // frames written: compressed and stored
@@ -80,7 +81,8 @@ func NewWriter(dst io.WriteSeeker, h Header, key ed25519.PrivateKey, recipients 
 	if w.age, err = age.Encrypt(w.payload, recipients...); err != nil {
 		return nil, fmt.Errorf("bundle: encrypt: %w", err)
 	}
-	w.zw, err = zstd.NewWriter(w.age,
+	w.sink = &sink{w: w.age}
+	w.zw, err = zstd.NewWriter(w.sink,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithWindowSize(writerWindow),
 		zstd.WithEncoderConcurrency(2),
@@ -154,7 +156,7 @@ func (w *Writer) writeContent(p []byte) error {
 	} else {
 		if !w.zwOpen {
 			if w.frames > 0 {
-				w.zw.Reset(w.age)
+				w.zw.Reset(w.sink)
 			}
 			w.zwOpen = true
 			w.frames++
@@ -176,7 +178,7 @@ const (
 	storeMin      = 64 << 10
 	storedFrame   = 1 << 20   // content of one stored frame, at most
 	rawBlockMax   = 128 << 10 // RFC 8878: Block_Maximum_Size
-	sampleWindow  = 4 << 10
+	sampleWindow  = 2 << 10
 	storedEntropy = 7.9 // bits per byte of the sample, at least
 )
 
@@ -225,10 +227,10 @@ func (w *Writer) store(p []byte) error {
 				bh |= 1 // Last_Block
 			}
 			h = append(h, byte(bh), byte(bh>>8), byte(bh>>16))
-			if _, err := w.age.Write(h); err != nil {
+			if _, err := w.sink.Write(h); err != nil {
 				return fmt.Errorf("bundle: write: %w", err)
 			}
-			if _, err := w.age.Write(block); err != nil {
+			if _, err := w.sink.Write(block); err != nil {
 				return fmt.Errorf("bundle: write: %w", err)
 			}
 			h = h[:0]
@@ -261,10 +263,12 @@ func (w *Writer) Close() error {
 	w.finished = true
 	if w.err != nil {
 		w.zw.Close()
+		w.sink.flush()
 		return w.err
 	}
 	if w.recLeft != 0 {
 		w.zw.Close()
+		w.sink.flush()
 		return w.fail(fmt.Errorf("bundle: last record ended %d bytes early", w.recLeft))
 	}
 	// The frame under way ends; an empty bundle still gets one (empty)
@@ -273,6 +277,9 @@ func (w *Writer) Close() error {
 		if err := w.zw.Close(); err != nil {
 			return w.fail(fmt.Errorf("bundle: compress: %w", err))
 		}
+	}
+	if err := w.sink.flush(); err != nil {
+		return w.fail(fmt.Errorf("bundle: write: %w", err))
 	}
 	if err := w.age.Close(); err != nil {
 		return w.fail(fmt.Errorf("bundle: encrypt: %w", err))

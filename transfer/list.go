@@ -52,6 +52,10 @@ func ListIn(ctx context.Context, n *node.Node) ([]In, error) {
 	}
 	defer rows.Close()
 	names := peerNames(ctx, n)
+	root, err := filepath.Abs(Received(n))
+	if err != nil {
+		root = Received(n)
+	}
 	var out []In
 	for rows.Next() {
 		var t In
@@ -63,7 +67,7 @@ func ListIn(ctx context.Context, n *node.Node) ([]In, error) {
 		}
 		t.ID = fmt.Sprintf("%x", id)
 		t.From = nameOf(names, src)
-		t.Folder = filepath.Join(Received(n), filepath.FromSlash(t.Folder))
+		t.Folder = filepath.Join(root, filepath.FromSlash(t.Folder))
 		t.First, t.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
 		t.Complete = t.GotParts == t.Parts
 		out = append(out, t)

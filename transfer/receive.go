@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,11 +97,13 @@ func applyTransfer(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Head
 		return fmt.Errorf("transfer: %w", err)
 	}
 	id := h.ID()
-	name := hex.EncodeToString(id[:])
-	sweepStaging(dir, name)
-	if err := os.RemoveAll(filepath.Join(dir, stagingDir, name)); err != nil {
-		return fmt.Errorf("transfer: %w", err)
-	}
+	// BUNDLE.PID.RANDOM: two processes taking in the same bundle at once
+	// (serve and a usb sync) stage apart, and a killed one's folder is
+	// known by its PID.
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	name := fmt.Sprintf("%s.%d.%x", hex.EncodeToString(id[:]), os.Getpid(), rnd)
+	sweepStaging(dir)
 	top, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("transfer: %w", err)
@@ -112,17 +117,22 @@ func applyTransfer(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Head
 	return nil
 }
 
-// sweepStaging removes staging folders left by killed ingests.
-func sweepStaging(dir, keep string) {
+// sweepStaging removes staging folders left by killed ingests: those of
+// a process that is gone, and any older than staleStaging.
+func sweepStaging(dir string) {
 	entries, err := os.ReadDir(filepath.Join(dir, stagingDir))
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if e.Name() == keep {
+		info, err := e.Info()
+		if err != nil {
 			continue
 		}
-		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleStaging {
+		parts := strings.Split(e.Name(), ".")
+		pid, perr := strconv.Atoi(parts[min(1, len(parts)-1)])
+		gone := len(parts) != 3 || perr != nil || (pid != os.Getpid() && !alive(pid))
+		if gone || time.Since(info.ModTime()) > staleStaging {
 			os.RemoveAll(filepath.Join(dir, stagingDir, e.Name()))
 		}
 	}
@@ -323,7 +333,7 @@ func (b *batch) folder(ctx context.Context, n *node.Node, tx *sql.Tx) (string, e
 	if p, err := n.Peer(ctx, b.src.String()); err == nil {
 		sender = p.Name
 	}
-	base := path.Join(node.CleanFileName(sender), node.CleanFileName(b.h.Name))
+	base := path.Join(visibleName(sender), visibleName(b.h.Name))
 	for i := 1; ; i++ {
 		folder = base
 		if i > 1 {
@@ -338,6 +348,16 @@ func (b *batch) folder(ctx context.Context, n *node.Node, tx *sql.Tx) (string, e
 			return "", fmt.Errorf("transfer: %w", err)
 		}
 	}
+}
+
+// visibleName makes s a safe folder name that is not hidden (and so never
+// ".staging").
+func visibleName(s string) string {
+	s = node.CleanFileName(s)
+	if strings.HasPrefix(s, ".") {
+		s = "_" + s
+	}
+	return s
 }
 
 // dropStaged removes what an ingest that did not commit staged.

@@ -154,3 +154,9 @@ func syncFS(f *os.File) error {
 	}
 	return nil
 }
+
+// alive reports whether process pid exists.
+func alive(pid int) bool {
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
+}

@@ -219,6 +219,17 @@ func TestFilesTransferSurvivesSIGKILL(t *testing.T) {
 	if len(l) != 1 || !l[0].Complete || l[0].GotFiles != int64(len(want)) {
 		t.Fatalf("after the kills: %+v, want one complete transfer of %d files", l, len(want))
 	}
+	// What the killed imports staged goes with the next transfer's ingest.
+	note := filepath.Join(root, "note.txt")
+	if err := os.WriteFile(note, []byte("more soon"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustFerry(t, "files", "send", "--data", north.data, "--to", "river", note)
+	mustFerry(t, "usb", "sync", "--data", north.data, stick)
+	mustFerry(t, "usb", "sync", "--data", river.data, stick)
+	if left, _ := os.ReadDir(filepath.Join(river.data, "received", ".staging")); len(left) != 0 {
+		t.Errorf("%d staging folders of killed imports are left after the next transfer", len(left))
+	}
 }
 
 func mkdir(t *testing.T, dir string) string {
