@@ -39,6 +39,13 @@ func peerOf(t *testing.T, f *fixture, name string) *node.Node {
 // stick would hold it, and ingests every bundle at to.
 func carryBundles(t *testing.T, from, to *node.Node) {
 	t.Helper()
+	carrySome(t, from, to, -1)
+}
+
+// carrySome is carryBundles for the first max bundles only (all if
+// max < 0).
+func carrySome(t *testing.T, from, to *node.Node, max int) {
+	t.Helper()
 	ctx := t.Context()
 	if _, err := from.Seal(ctx); err != nil {
 		t.Fatal(err)
@@ -50,6 +57,9 @@ func carryBundles(t *testing.T, from, to *node.Node) {
 	names, _ := filepath.Glob(filepath.Join(dir, "*.bundle"))
 	if len(names) == 0 {
 		t.Fatalf("nothing to carry from %s to %s", from.Name(), to.Name())
+	}
+	if max >= 0 && max < len(names) {
+		names = names[:max]
 	}
 	for _, name := range names {
 		b, err := os.Open(name)
@@ -212,6 +222,44 @@ func TestReceivedTransfers(t *testing.T) {
 	resp, body = ada.get("/files/received/" + id + "/readme.txt")
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "no longer on the server") {
 		t.Errorf("a moved transfer: %d\n%s", resp.StatusCode, body)
+	}
+}
+
+// TestReceivedTransferInParts: a transfer of which one part of three
+// arrived shows what arrived of it, and its folder holds that part's
+// file only.
+func TestReceivedTransferInParts(t *testing.T) {
+	f := newFixture(t, "north")
+	f.account("ada", roleMember)
+	river := peerOf(t, f, "river")
+	src := filepath.Join(t.TempDir(), "maps")
+	files := map[string][]byte{}
+	for _, name := range []string{"a.bin", "b.bin", "c.bin"} {
+		b := make([]byte, 100<<10)
+		rand.Read(b)
+		files[name] = b
+	}
+	writeTree(t, src, files)
+	rep, err := transfer.Send(t.Context(), river, f.n.ID(), []string{src}, transfer.SendOptions{PartSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Parts != 3 {
+		t.Fatalf("sent in %d parts, want 3", rep.Parts)
+	}
+	carrySome(t, river, f.n, 1)
+	ada := f.member("ada", "10.0.0.1")
+	_, body := ada.get("/files/received")
+	if !strings.Contains(body, "1 of 3 files, 100.0 KB of 300.0 KB, 1/3 parts") || strings.Contains(body, "complete") {
+		t.Errorf("a transfer one part of three in:\n%s", body)
+	}
+	_, body = ada.get("/files/received/" + rep.IDHex + "/")
+	if n := strings.Count(body, `.bin" download`); n != 1 {
+		t.Errorf("the folder of a transfer one part in lists %d files, want 1", n)
+	}
+	carryBundles(t, river, f.n)
+	if _, body := ada.get("/files/received"); !strings.Contains(body, "3 files, 300.0 KB, complete") {
+		t.Errorf("the whole transfer in:\n%s", body)
 	}
 }
 
