@@ -49,6 +49,21 @@ type Writer struct {
 // fields and the Nonce are filled in by the writer. The payload is
 // encrypted to recipients.
 func NewWriter(dst io.WriteSeeker, h Header, key ed25519.PrivateKey, recipients ...age.Recipient) (*Writer, error) {
+	return NewWriterWith(dst, h, key, WriterOptions{}, recipients...)
+}
+
+// WriterOptions tune a Writer.
+type WriterOptions struct {
+	// Serial compresses on the writing goroutine alone. By default match
+	// finding and block encoding overlap on two goroutines (about 15 %
+	// faster for one bundle); a caller writing several bundles at once
+	// (a transfer's parts) sets Serial: the parts then share the cores,
+	// and each encoder needs half the memory.
+	Serial bool
+}
+
+// NewWriterWith is NewWriter with options.
+func NewWriterWith(dst io.WriteSeeker, h Header, key ed25519.PrivateKey, opts WriterOptions, recipients ...age.Recipient) (*Writer, error) {
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, errors.New("bundle: signing key has the wrong size")
 	}
@@ -82,10 +97,14 @@ func NewWriter(dst io.WriteSeeker, h Header, key ed25519.PrivateKey, recipients 
 		return nil, fmt.Errorf("bundle: encrypt: %w", err)
 	}
 	w.sink = &sink{w: w.age}
+	conc := 2
+	if opts.Serial {
+		conc = 1
+	}
 	w.zw, err = zstd.NewWriter(w.sink,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithWindowSize(writerWindow),
-		zstd.WithEncoderConcurrency(2),
+		zstd.WithEncoderConcurrency(conc),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: compress: %w", err)

@@ -105,11 +105,16 @@ func recordHandler(t bundle.RecordType) RecordHandler {
 // returns the bundle's ID and size.
 func (n *Node) SealRecords(ctx context.Context, dest bundle.NodeID, kind bundle.Kind, priority uint8, ttl time.Duration,
 	write func(w *bundle.Writer) error) (bundle.ID, int64, error) {
+	return n.SealRecordsWith(ctx, dest, kind, priority, ttl, bundle.WriterOptions{}, write)
+}
+
+// SealRecordsWith is SealRecords with options for the bundle's writer.
+// Several may run at once.
+func (n *Node) SealRecordsWith(ctx context.Context, dest bundle.NodeID, kind bundle.Kind, priority uint8, ttl time.Duration,
+	opts bundle.WriterOptions, write func(w *bundle.Writer) error) (bundle.ID, int64, error) {
 	if ttl == 0 {
 		ttl = n.ttl
 	}
-	n.writeMu.Lock()
-	defer n.writeMu.Unlock()
 	p, err := n.Peer(ctx, dest.String())
 	if err != nil {
 		return bundle.ID{}, 0, err
@@ -118,13 +123,24 @@ func (n *Node) SealRecords(ctx context.Context, dest bundle.NodeID, kind bundle.
 	if err != nil {
 		return bundle.ID{}, 0, fmt.Errorf("node: peer %s: %w", p.Name, err)
 	}
-	return n.sealLocked(ctx, bundle.ToNode(dest), kind, priority, ttl, rcpt, write)
+	return n.seal(ctx, bundle.ToNode(dest), kind, priority, ttl, rcpt, opts, write, false)
 }
 
 // sealLocked writes one bundle for dest, encrypted to rcpt, and queues it
 // for carrying. The caller holds writeMu.
 func (n *Node) sealLocked(ctx context.Context, dest bundle.Destination, kind bundle.Kind, priority uint8, ttl time.Duration,
 	rcpt age.Recipient, write func(w *bundle.Writer) error) (bundle.ID, int64, error) {
+	return n.seal(ctx, dest, kind, priority, ttl, rcpt, bundle.WriterOptions{}, write, true)
+}
+
+// seal writes one bundle; locked says whether the caller holds writeMu.
+// Without it, the bundle is written (the long part: a transfer's part
+// takes seconds) while other seals and ingests go on, and writeMu is
+// taken only to place it in the spool and the store; its number was
+// taken in a transaction of its own (nextBundleSeq), so seals may run
+// side by side, on all of a Pi's cores.
+func (n *Node) seal(ctx context.Context, dest bundle.Destination, kind bundle.Kind, priority uint8, ttl time.Duration,
+	rcpt age.Recipient, opts bundle.WriterOptions, write func(w *bundle.Writer) error, locked bool) (bundle.ID, int64, error) {
 	self := n.ID()
 	seq, err := nextBundleSeq(ctx, n.db, self)
 	if err != nil {
@@ -137,7 +153,7 @@ func (n *Node) sealLocked(ctx context.Context, dest bundle.Destination, kind bun
 	if err != nil {
 		return bundle.ID{}, 0, err
 	}
-	w, err := bundle.NewWriter(f, h, n.id.Sign, rcpt)
+	w, err := bundle.NewWriterWith(f, h, n.id.Sign, opts, rcpt)
 	if err == nil {
 		err = write(w)
 	}
@@ -149,7 +165,14 @@ func (n *Node) sealLocked(ctx context.Context, dest bundle.Destination, kind bun
 		return bundle.ID{}, 0, err
 	}
 	id, final := w.ID(), w.Header()
-	if err := n.spool.commit(f, id); err != nil {
+	if err := n.spool.finish(f); err != nil {
+		return bundle.ID{}, 0, err
+	}
+	if !locked {
+		n.writeMu.Lock()
+		defer n.writeMu.Unlock()
+	}
+	if err := n.spool.place(f.Name(), id); err != nil {
 		return bundle.ID{}, 0, err
 	}
 	err = n.withTxLocked(ctx, func(tx *sql.Tx) error {

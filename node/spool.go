@@ -39,6 +39,14 @@ func (s *spool) create() (*os.File, error) {
 
 // commit syncs and closes f and renames it to id.
 func (s *spool) commit(f *os.File, id bundle.ID) error {
+	if err := s.finish(f); err != nil {
+		return err
+	}
+	return s.place(f.Name(), id)
+}
+
+// finish syncs and closes f, the slow half of commit.
+func (s *spool) finish(f *os.File) error {
 	if err := f.Sync(); err != nil {
 		f.Close()
 		os.Remove(f.Name())
@@ -48,13 +56,18 @@ func (s *spool) commit(f *os.File, id bundle.ID) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("node: spool: %w", err)
 	}
+	return nil
+}
+
+// place renames the finished temporary file tmp to id.
+func (s *spool) place(tmp string, id bundle.ID) error {
 	dst := s.path(id)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		os.Remove(f.Name())
+		os.Remove(tmp)
 		return fmt.Errorf("node: spool: %w", err)
 	}
-	if err := os.Rename(f.Name(), dst); err != nil {
-		os.Remove(f.Name())
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("node: spool: %w", err)
 	}
 	return syncDir(filepath.Dir(dst))

@@ -12,6 +12,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -122,44 +123,114 @@ func Send(ctx context.Context, n *node.Node, peer bundle.NodeID, paths []string,
 		hdr.Bytes += uint64(f.size)
 	}
 	rep.Bytes = int64(hdr.Bytes)
-	head, err := hdr.AppendBinary(nil)
-	if err != nil {
+	if _, err := hdr.AppendBinary(nil); err != nil {
 		return nil, err
 	}
 	if _, err := n.DB().ExecContext(ctx, `INSERT INTO transfers_out (id, dest, name, files, bytes, parts, created)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, rep.ID[:], peer[:], name, len(files), rep.Bytes, len(parts), n.Now().UnixMilli()); err != nil {
 		return nil, fmt.Errorf("transfer: %w", err)
 	}
-	pk := &packer{total: rep.Bytes, progress: opts.Progress}
-	// A send that fails part way takes back the parts it queued: the
-	// receiver never holds half a transfer it cannot complete.
-	fail := func(err error) (*SendReport, error) {
-		if werr := n.Withdraw(context.WithoutCancel(ctx), rep.Bundles); werr != nil {
-			err = errors.Join(err, werr)
+	sealed := sealParts(ctx, n, peer, hdr, parts, &progress{total: rep.Bytes, fn: opts.Progress})
+	var failed error
+	for i, r := range sealed {
+		if r.err != nil {
+			failed = cmp.Or(failed, fmt.Errorf("transfer: part %d of %d: %w (nothing of the transfer stays queued)", i+1, len(parts), r.err))
+			continue
 		}
-		n.DB().ExecContext(context.WithoutCancel(ctx), `DELETE FROM transfer_bundles_out WHERE transfer = ?`, rep.ID[:])
-		n.DB().ExecContext(context.WithoutCancel(ctx), `DELETE FROM transfers_out WHERE id = ?`, rep.ID[:])
-		return nil, err
+		rep.Bundles = append(rep.Bundles, r.id)
+		rep.BundleBytes += r.size
+		if _, err := n.DB().ExecContext(ctx, `INSERT INTO transfer_bundles_out (transfer, bundle) VALUES (?, ?)`, rep.ID[:], r.id[:]); err != nil {
+			failed = cmp.Or(failed, fmt.Errorf("transfer: %w", err))
+		}
 	}
-	for i, part := range parts {
-		hdr.Part = uint64(i + 1)
-		head, _ = hdr.AppendBinary(head[:0])
-		id, size, err := n.SealRecords(ctx, peer, bundle.KindArchive, node.PriorityArchive, 0, func(w *bundle.Writer) error {
-			if err := w.WriteRecord(bundle.RecordTransfer, head); err != nil {
-				return err
-			}
-			return pk.files(ctx, w, part)
-		})
-		if err != nil {
-			return fail(fmt.Errorf("transfer: part %d of %d: %w (nothing of the transfer stays queued)", i+1, len(parts), err))
+	if failed != nil {
+		// A send that fails part way takes back the parts it queued: the
+		// receiver never holds half a transfer it cannot complete.
+		bg := context.WithoutCancel(ctx)
+		if err := n.Withdraw(bg, rep.Bundles); err != nil {
+			failed = errors.Join(failed, err)
 		}
-		rep.Bundles = append(rep.Bundles, id)
-		if _, err := n.DB().ExecContext(ctx, `INSERT INTO transfer_bundles_out (transfer, bundle) VALUES (?, ?)`, rep.ID[:], id[:]); err != nil {
-			return fail(fmt.Errorf("transfer: %w", err))
-		}
-		rep.BundleBytes += size
+		n.DB().ExecContext(bg, `DELETE FROM transfer_bundles_out WHERE transfer = ?`, rep.ID[:])
+		n.DB().ExecContext(bg, `DELETE FROM transfers_out WHERE id = ?`, rep.ID[:])
+		return nil, failed
 	}
 	return rep, nil
+}
+
+// sealers is how many parts are written at once. One part's compression
+// runs on one core (a zstd stream is sequential); two parts side by side,
+// each compressing serially (bundle.WriterOptions.Serial), use both cores
+// of this project's test machine (and two of a Pi's four) and keep the
+// heap near 48 MiB (ferry files send sets that soft limit).
+const sealers = 2
+
+type sealed struct {
+	id   bundle.ID
+	size int64
+	err  error
+}
+
+// sealParts seals the parts, sealers at a time, and returns each one's
+// bundle or error, in part order. The first error stops the parts not yet
+// begun and cancels those under way.
+func sealParts(ctx context.Context, n *node.Node, peer bundle.NodeID, hdr bundle.TransferHeader, parts [][]source, pr *progress) []sealed {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([]sealed, len(parts))
+	next := make(chan int, len(parts))
+	for i := range parts {
+		next <- i
+	}
+	close(next)
+	workers := min(sealers, len(parts))
+	opts := bundle.WriterOptions{Serial: workers > 1}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			pk := &packer{progress: pr}
+			for i := range next {
+				if err := ctx.Err(); err != nil {
+					out[i].err = err
+					continue
+				}
+				h := hdr
+				h.Part = uint64(i + 1)
+				head, err := h.AppendBinary(nil)
+				if err == nil {
+					out[i].id, out[i].size, err = n.SealRecordsWith(ctx, peer, bundle.KindArchive, node.PriorityArchive, 0, opts, func(w *bundle.Writer) error {
+						if err := w.WriteRecord(bundle.RecordTransfer, head); err != nil {
+							return err
+						}
+						return pk.files(ctx, w, parts[i])
+					})
+				}
+				if err != nil {
+					out[i].err = err
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// progress adds up the bytes the sealers pack and reports them.
+type progress struct {
+	mu    sync.Mutex
+	done  int64
+	total int64
+	fn    func(done, total int64)
+}
+
+func (p *progress) add(n int64) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	p.fn(p.done, p.total)
 }
 
 // collect walks paths into the files to send, in order. One folder sends
@@ -226,9 +297,7 @@ func plan(files []source, partSize int64) [][]source {
 // packer writes files into bundles as RecordFile records, reading ahead
 // on a second goroutine so that the disk and the compressor both work.
 type packer struct {
-	total    int64
-	done     int64
-	progress func(done, total int64)
+	progress *progress
 	fh       []byte
 }
 
@@ -242,7 +311,7 @@ type block struct {
 
 const (
 	readBlock = 1 << 20
-	readAhead = 8
+	readAhead = 4 // blocks, per sealer
 )
 
 var blocks = sync.Pool{New: func() any { b := make([]byte, readBlock); return &b }}
@@ -290,10 +359,7 @@ func (p *packer) files(ctx context.Context, w *bundle.Writer, part []source) err
 					return err
 				}
 				left -= int64(b.n)
-				p.done += int64(b.n)
-				if p.progress != nil {
-					p.progress(p.done, p.total)
-				}
+				p.progress.add(int64(b.n))
 			}
 			off += size
 		}

@@ -46,6 +46,7 @@ func filesSend(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer n.Close()
+	raiseMemoryLimit(sendMemoryLimit)
 	bar := newProgressBar(e.stderr)
 	rep, err := transfer.Send(ctx, n, p.ID, paths, transfer.SendOptions{Name: *name, Note: *note, PartSize: *partMiB << 20,
 		Progress: func(done, total int64) { bar.update("packing", done, total) }})
