@@ -62,6 +62,10 @@ const (
 	// NarrowCapacity: a contact that can carry less than this is narrow
 	// (LoRa carries a few kilobytes an hour): messages and receipts only.
 	NarrowCapacity = 256 << 10
+	// FocusMargin: a holder hands the last copy of a bulky bundle only to
+	// a peer whose delivery predictability for the destination exceeds
+	// its own by more than this.
+	FocusMargin = 0.1
 )
 
 // PRoPHET parameters (RFC 6693 §2.1.1, with its recommended values).
@@ -213,7 +217,7 @@ func (n *Node) Plan(ctx context.Context, c Contact, cands []BundleInfo) ([]Bundl
 				keep = !scarce || reach >= mine[dest]
 			default:
 				left := copiesLeft(r, self, b, given)
-				keep = left > 1 || left == 1 && reach > mine[dest]
+				keep = left > 1 && sprayTo(reach, mine[dest]) || left == 1 && focusTo(reach, mine[dest])
 			}
 		}
 		if keep {
@@ -556,4 +560,21 @@ func (n *Node) settleDelivered(ctx context.Context, refs []SeqRef) (int, error) 
 		ids = append(ids, bundle.ID(id))
 	}
 	return len(ids), n.Settled(ctx, ids)
+}
+
+// sprayTo reports whether the source of a bulky bundle spends one of its
+// spare copies on a peer that reaches the destination with predictability
+// reach, mine being its own: a peer likelier than itself, or anyone while
+// it knows no way to the destination at all (nobody knows where it goes).
+func sprayTo(reach, mine float64) bool {
+	return reach > mine || mine < predictFloor
+}
+
+// focusTo reports whether a holder of a bulky bundle hands its last copy
+// to a peer: only one clearly likelier to reach the destination, by more
+// than FocusMargin (spray and focus). Predictabilities learned by
+// transitivity differ by noise from node to node; a bare "higher" would
+// pass the copy along gateways that are no closer to the destination.
+func focusTo(reach, mine float64) bool {
+	return reach > mine+FocusMargin
 }

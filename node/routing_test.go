@@ -192,6 +192,57 @@ func TestPlanSprayAndWait(t *testing.T) {
 	}
 }
 
+// TestPlanSprayTowardsFocusByMargin: once the source knows a way to the
+// destination, it spends its spare copies only on likelier peers; a relay
+// hands its one copy on only to a peer likelier by more than the focus
+// margin; the destination always gets the bundle.
+func TestPlanSprayTowardsFocusByMargin(t *testing.T) {
+	_, ns := routingNodes(t, "src", "relay", "peer", "dst")
+	src, relay, peer, dst := ns[0], ns[1], ns[2], ns[3]
+	ctx := t.Context()
+	b := bulk(t, src, dst, 100<<10)
+	plan := func(n *node.Node, to *node.Node, reach float64) int {
+		t.Helper()
+		p, err := n.Plan(ctx, node.Contact{Peer: to.ID(), Medium: "tcp", Reach: map[bundle.NodeID]float64{dst.ID(): reach}}, []node.BundleInfo{b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(p)
+	}
+	// Knowing no way to dst, the source sprays blindly.
+	if plan(src, peer, 0) != 1 {
+		t.Fatal("source knowing no way did not spray")
+	}
+	// Having met dst (P = 0.75), it sprays only to likelier peers.
+	if err := src.Encounter(ctx, dst.ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if plan(src, peer, 0.5) != 0 {
+		t.Error("source sprayed a copy to a peer less likely than itself")
+	}
+	if plan(src, peer, 0.8) != 1 {
+		t.Error("source did not spray a copy to a likelier peer")
+	}
+	// A relay (P = 0.75) hands its copy on only past the margin.
+	if err := relay.Encounter(ctx, dst.ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if plan(relay, peer, 0.75+node.FocusMargin/2) != 0 {
+		t.Error("relay handed its copy to a peer barely likelier than itself")
+	}
+	if plan(relay, peer, 0.75+node.FocusMargin*1.5) != 1 {
+		t.Error("relay kept its copy from a clearly likelier peer")
+	}
+	if plan(relay, dst, 0) != 1 {
+		t.Error("relay did not hand the bundle to its destination")
+	}
+	// Epidemic hands it to anyone.
+	relay.SetRouting(node.Routing{Mode: node.RouteEpidemic})
+	if plan(relay, peer, 0) != 1 {
+		t.Error("epidemic withheld a bundle")
+	}
+}
+
 // TestPlanScarcePrefersLikelierPeer: when capacity is short, messages go
 // only to a peer at least as likely as this node to deliver them, the
 // likeliest destinations first.
