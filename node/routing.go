@@ -62,9 +62,9 @@ const (
 	// NarrowCapacity: a contact that can carry less than this is narrow
 	// (LoRa carries a few kilobytes an hour): messages and receipts only.
 	NarrowCapacity = 256 << 10
-	// FocusMargin: a holder hands the last copy of a bulky bundle only to
-	// a peer whose delivery predictability for the destination exceeds
-	// its own by more than this.
+	// FocusMargin: a bulky bundle's copies go (other than to its
+	// destination) only to a peer whose delivery predictability for the
+	// destination exceeds the holder's own by more than this.
 	FocusMargin = 0.1
 )
 
@@ -564,17 +564,18 @@ func (n *Node) settleDelivered(ctx context.Context, refs []SeqRef) (int, error) 
 
 // sprayTo reports whether the source of a bulky bundle spends one of its
 // spare copies on a peer that reaches the destination with predictability
-// reach, mine being its own: a peer likelier than itself, or anyone while
-// it knows no way to the destination at all (nobody knows where it goes).
+// reach, mine being its own: a peer clearly likelier than itself
+// (focusTo), or anyone while it knows no way to the destination at all
+// (nobody knows where the bundle goes).
 func sprayTo(reach, mine float64) bool {
-	return reach > mine || mine < predictFloor
+	return focusTo(reach, mine) || mine < predictFloor
 }
 
-// focusTo reports whether a holder of a bulky bundle hands its last copy
-// to a peer: only one clearly likelier to reach the destination, by more
-// than FocusMargin (spray and focus). Predictabilities learned by
-// transitivity differ by noise from node to node; a bare "higher" would
-// pass the copy along gateways that are no closer to the destination.
+// focusTo reports whether a holder of a bulky bundle hands a copy to a
+// peer: only one clearly likelier to reach the destination, by more than
+// FocusMargin (spray and focus). Predictabilities learned by transitivity
+// differ by noise from node to node; a bare "higher" would pass copies
+// along gateways that are no closer to the destination.
 func focusTo(reach, mine float64) bool {
 	return reach > mine+FocusMargin
 }

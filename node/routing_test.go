@@ -193,9 +193,9 @@ func TestPlanSprayAndWait(t *testing.T) {
 }
 
 // TestPlanSprayTowardsFocusByMargin: once the source knows a way to the
-// destination, it spends its spare copies only on likelier peers; a relay
-// hands its one copy on only to a peer likelier by more than the focus
-// margin; the destination always gets the bundle.
+// destination, it spends its spare copies only on peers likelier by more
+// than the focus margin; so does a relay with its one copy; the
+// destination always gets the bundle.
 func TestPlanSprayTowardsFocusByMargin(t *testing.T) {
 	_, ns := routingNodes(t, "src", "relay", "peer", "dst")
 	src, relay, peer, dst := ns[0], ns[1], ns[2], ns[3]
@@ -213,15 +213,18 @@ func TestPlanSprayTowardsFocusByMargin(t *testing.T) {
 	if plan(src, peer, 0) != 1 {
 		t.Fatal("source knowing no way did not spray")
 	}
-	// Having met dst (P = 0.75), it sprays only to likelier peers.
+	// Having met dst (P = 0.75), it sprays only to clearly likelier peers.
 	if err := src.Encounter(ctx, dst.ID(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if plan(src, peer, 0.5) != 0 {
 		t.Error("source sprayed a copy to a peer less likely than itself")
 	}
-	if plan(src, peer, 0.8) != 1 {
-		t.Error("source did not spray a copy to a likelier peer")
+	if plan(src, peer, 0.75+node.FocusMargin/2) != 0 {
+		t.Error("source sprayed a copy to a peer barely likelier than itself")
+	}
+	if plan(src, peer, 0.75+node.FocusMargin*1.5) != 1 {
+		t.Error("source did not spray a copy to a clearly likelier peer")
 	}
 	// A relay (P = 0.75) hands its copy on only past the margin.
 	if err := relay.Encounter(ctx, dst.ID(), nil); err != nil {
