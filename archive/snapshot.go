@@ -79,9 +79,9 @@ func snapshot(ctx context.Context, n *node.Node, path string, item *[16]byte, me
 	if m.Title == "" {
 		return nil, errors.New("archive: an item needs a title")
 	}
-	root, files, skipped, err := walk(path)
+	root, files, skipped, err := Walk(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("archive: add %w", err)
 	}
 	defer root.Close()
 	m.Files = files
@@ -226,11 +226,13 @@ func inherit(s *string, prev string) {
 	}
 }
 
-// walk lists the regular files under path in manifest order.
-func walk(path string) (*os.Root, []bundle.ArchiveFile, []string, error) {
+// Walk lists the regular files under path (a folder, or one file) in
+// manifest order, in a root that keeps reads inside it, and the names of
+// what it skipped (links, devices, pipes). The caller closes the root.
+func Walk(path string) (*os.Root, []bundle.ArchiveFile, []string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("archive: %w", err)
+		return nil, nil, nil, err
 	}
 	dir, only := path, ""
 	if !fi.IsDir() {
@@ -238,7 +240,7 @@ func walk(path string) (*os.Root, []bundle.ArchiveFile, []string, error) {
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("archive: %w", err)
+		return nil, nil, nil, err
 	}
 	var files []bundle.ArchiveFile
 	var skipped []string
@@ -278,7 +280,7 @@ func walk(path string) (*os.Root, []bundle.ArchiveFile, []string, error) {
 	})
 	if err != nil {
 		root.Close()
-		return nil, nil, nil, fmt.Errorf("archive: add %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	slices.SortFunc(files, func(a, b bundle.ArchiveFile) int { return cmp.Compare(a.Path, b.Path) })
 	return root, files, skipped, nil

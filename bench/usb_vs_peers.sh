@@ -19,12 +19,17 @@
 #   pipeline_out  tar -c | zstd -3 -T1 | age -r R -> stick/data.tar.zst.age
 #   ferry_out     north: archive add DATA + archive send ITEM --to river
 #                 + usb sync stick     (sub-phases ferry_add, ferry_send, ferry_usb_out)
+#   files_out     north_f: files send DATA --to river + usb sync stick_f
+#                 (ferry's file transfer: no archive copy; sub-phases
+#                 files_send, files_usb_out)
 #   nncp_out      alice: nncp-file DATA bob:data + nncp-xfer -mkdir stick/nncp
 #                 (sub-phases nncp_file, nncp_xfer_tx)
 #   cp_in         cp -r stick/data -> dest                          (import baseline)
 #   pipeline_in   age -d | zstd -d | tar -x -> dest
 #   ferry_in      river: usb sync stick + archive get ITEM --out dest
 #                 (sub-phases ferry_usb_in, ferry_get)
+#   files_in      river_f: usb sync stick_f (files land, verified, under
+#                 river_f/received/north/DATA's name)
 #   nncp_in       bob: nncp-xfer -rx + nncp-toss + tar -x -> dest
 #                 (sub-phases nncp_xfer_rx, nncp_toss, nncp_untar)
 # north and river are initialised once (ferry init, cards exchanged with
@@ -107,6 +112,17 @@ ferry_in() {
     sub ferry_get $1 \"'$F' archive get --data '$W/river' \$(cat '$W/item') --out '$W/dest' > '$W/get.out'\"
     sync"
 }
+# ferry's file transfer: the folder goes straight into bundles (no archive
+# copy) and arrives as plain files under river's received folder.
+files_out() {
+  tm "$T" files_out "$1" "source '$W/sub.sh'
+    sub files_send $1 \"'$F' files send --data '$W/north_f' --to river '$DATA' > '$W/files.out'\"
+    sub files_usb_out $1 \"'$F' usb sync --data '$W/north_f' '$W/stick_f' > /dev/null\"
+    sync"
+}
+files_in() {
+  tm "$T" files_in "$1" "'$F' usb sync --data '$W/river_f' '$W/stick_f' > /dev/null && sync"
+}
 nncp_out() {
   tm "$T" nncp_out "$1" "source '$W/sub.sh'
     sub nncp_file $1 \"nncp-file $A '$DATA' bob:data\"
@@ -130,8 +146,10 @@ check() {
 
 for r in $(seq 1 "$RUNS"); do
   log "round $r/$RUNS"
-  settle "$S/data" "$S/data.tar.zst.age" "$S/FERRY" "$S/nncp"/* "$W/north" "$W/river" "$W/dest" "$W/n/bob/incoming/data"
+  settle "$S/data" "$S/data.tar.zst.age" "$S/FERRY" "$S/nncp"/* "$W/north" "$W/river" "$W/dest" "$W/n/bob/incoming/data" \
+    "$W/north_f" "$W/river_f" "$W/stick_f"
   cp -a "$W/tpl/north" "$W/north" && cp -a "$W/tpl/river" "$W/river" && sync
+  cp -a "$W/tpl/north" "$W/north_f" && cp -a "$W/tpl/river" "$W/river_f" && mkdir -p "$W/stick_f" && sync
 
   log "cp_out"
   tm "$T" cp_out "$r" "cp -r '$DATA' '$S/data' && sync"
@@ -146,6 +164,10 @@ for r in $(seq 1 "$RUNS"); do
   STICK_FERRY=$(file_bytes "$S/FERRY" 2>/dev/null || echo 0)
   STICK_FERRY_BUNDLES=$(file_bytes "$S/FERRY/bundles" -name '*.bundle' 2>/dev/null || echo 0)
   STICK_FERRY_N=$(find "$S/FERRY/bundles" -name '*.bundle' 2>/dev/null | wc -l)
+  settle
+  log "files_out"
+  phase_ok files_out "$r" || true
+  STICK_FILES=$(file_bytes "$W/stick_f/FERRY" 2>/dev/null || echo 0)
   settle
   log "nncp_out"
   phase_ok nncp_out "$r" || true
@@ -162,6 +184,9 @@ for r in $(seq 1 "$RUNS"); do
   log "ferry_in"
   if phase_ok ferry_in "$r" && [ "$r" = 1 ]; then check ferry "$W/dest"; fi
   settle "$W/dest"
+  log "files_in"
+  if phase_ok files_in "$r" && [ "$r" = 1 ]; then check files "$W/river_f/received/north/$(basename "$DATA")"; fi
+  settle
   log "nncp_in"
   # nncp-file of a folder archives it under its own base name
   if phase_ok nncp_in "$r" && [ "$r" = 1 ]; then check nncp "$W/dest/$(basename "$DATA")"; fi
@@ -171,12 +196,13 @@ done
   echo "# usb_vs_peers  $(date -u +%FT%TZ)  $(nproc) cores  $(uname -r)  load at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)  COLD=$COLD  RUNS=$RUNS"
   echo "# $(go version | cut -d' ' -f3); $(zstd -V | head -1); age $(age --version); $(nncp-file -version 2>&1 | head -1)"
   echo "# data: $BYTES bytes in $NFILES files ($DATA); MB/s = 1e6 bytes / median wall"
-  awk -v b="$BYTES" -v cp="$STICK_CP" -v p="$STICK_PIPE" -v f="$STICK_FERRY" -v fb="$STICK_FERRY_BUNDLES" -v fn="$STICK_FERRY_N" -v n="$STICK_NNCP" 'BEGIN {
-    printf "# stick bytes (last round): cp %d (%.4f)  pipeline %d (%.4f)  ferry %d (%.4f; %d bundle files %d)  nncp %d (%.4f)\n",
-      cp, cp / b, p, p / b, f, f / b, fn, fb, n, n / b }'
-  echo "# ferry: $(tr '\n' ' ' <"$W/send.out" 2>/dev/null)"
+  awk -v b="$BYTES" -v cp="$STICK_CP" -v p="$STICK_PIPE" -v f="$STICK_FERRY" -v fb="$STICK_FERRY_BUNDLES" -v fn="$STICK_FERRY_N" -v n="$STICK_NNCP" -v ff="$STICK_FILES" 'BEGIN {
+    printf "# stick bytes (last round): cp %d (%.4f)  pipeline %d (%.4f)  ferry archive %d (%.4f; %d bundle files %d)  ferry files %d (%.4f)  nncp %d (%.4f)\n",
+      cp, cp / b, p, p / b, f, f / b, fn, fb, ff, ff / b, n, n / b }'
+  echo "# ferry archive: $(tr '\n' ' ' <"$W/send.out" 2>/dev/null)"
+  echo "# ferry files: $(tr '\n' ' ' <"$W/files.out" 2>/dev/null)"
   [ -z "$FAILED" ] || echo "# FAILED:$FAILED"
-  summarize "$T" "$BYTES" cp_out cp_out pipeline_out ferry_out ferry_add ferry_send ferry_usb_out nncp_out nncp_file nncp_xfer_tx
-  summarize "$T" "$BYTES" cp_in cp_in pipeline_in ferry_in ferry_usb_in ferry_get nncp_in nncp_xfer_rx nncp_toss nncp_untar | tail -n +2
+  summarize "$T" "$BYTES" cp_out cp_out pipeline_out files_out files_send files_usb_out ferry_out ferry_add ferry_send ferry_usb_out nncp_out nncp_file nncp_xfer_tx
+  summarize "$T" "$BYTES" cp_in cp_in pipeline_in files_in ferry_in ferry_usb_in ferry_get nncp_in nncp_xfer_rx nncp_toss nncp_untar | tail -n +2
 } | tee "$OUT"
 log "results: $OUT (raw times: $T)"

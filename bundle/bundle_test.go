@@ -3,6 +3,7 @@ package bundle_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"io"
 	"os"
@@ -140,5 +141,41 @@ func TestEveryTruncationIsRefused(t *testing.T) {
 	}
 	if _, err := readAll(append(bytes.Clone(data), 0), b.age); !errors.Is(err, bundle.ErrTrailingData) {
 		t.Fatalf("trailing byte: got %v, want ErrTrailingData", err)
+	}
+}
+
+// TestIncompressibleIsStored: random records are stored in raw frames
+// (the payload barely exceeds them), text around them still compresses,
+// and everything reads back; a bundle of only stored records too.
+func TestIncompressibleIsStored(t *testing.T) {
+	a, b := newParty(t), newParty(t)
+	random := func(n int) []byte {
+		p := make([]byte, n)
+		rand.Read(p)
+		return p
+	}
+	text := bytes.Repeat([]byte("the boat leaves at dawn, bring the seed potatoes. "), 4000) // 200 KB
+	for _, recs := range [][][]byte{
+		{text, random(300 << 10), text, random(2500 << 10), []byte("small"), random(64 << 10), text},
+		{random(1 << 20)},
+	} {
+		data := pack(t, a, b, map[bundle.RecordType][][]byte{bundle.RecordFile: recs})
+		got, err := readAll(data, b.age)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var randomBytes int
+		for i := range recs {
+			if !bytes.Equal(got[i], recs[i]) {
+				t.Errorf("record %d differs", i)
+			}
+			if !bytes.Equal(recs[i], text) {
+				randomBytes += len(recs[i])
+			}
+		}
+		// Stored frames cost a few bytes per 128 KiB; age adds 16 per 64 KiB.
+		if over := len(data) - randomBytes; over > 8<<10 {
+			t.Errorf("bundle is %d bytes, %d over its random records: text or stored frames cost too much", len(data), over)
+		}
 	}
 }

@@ -342,3 +342,37 @@ func FuzzParseAttachmentHeader(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseTransferHeader(f *testing.F) {
+	for _, b := range recordSeeds(f, bundle.RecordTransfer) {
+		f.Add(b)
+	}
+	for _, h := range []bundle.TransferHeader{
+		{Name: "photos", Files: 3, Bytes: 1 << 20, Part: 1, Parts: 1},
+		{ID: [16]byte{1, 2}, Name: "школа 2026", Files: bundle.MaxTransferFiles, Bytes: bundle.MaxTransferBytes,
+			Part: 7, Parts: bundle.MaxTransferParts, Note: "for the clinic"},
+	} {
+		b, err := h.AppendBinary(nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("0123456789abcdef\x02..\x00\x00\x01\x01\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := bundle.ParseTransferHeader(b)
+		if err != nil {
+			return
+		}
+		if !bundle.ValidTransferName(h.Name) || h.Part == 0 || h.Part > h.Parts || h.Parts > bundle.MaxTransferParts {
+			t.Fatalf("accepted %+v", h)
+		}
+		out, err := h.AppendBinary(nil)
+		if err != nil {
+			t.Fatalf("parsed %x, but it does not encode: %v", b, err)
+		}
+		if !bytes.Equal(out, b) {
+			t.Fatalf("parsed %x, encodes as %x", b, out)
+		}
+	})
+}

@@ -176,7 +176,7 @@ func (r *Reader) Open(ids ...age.Identity) (*Records, error) {
 	if err != nil {
 		return nil, r.openError(err)
 	}
-	dec, err := getDecoder()
+	dec, err := getDecoder(r.h.PayloadSize >= bigPayload)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +282,14 @@ func (p *payloadReader) drain() error {
 	return err
 }
 
-var decoders sync.Pool
+// Decoders for payloads of bigPayload bytes or more decode on two
+// goroutines besides the reader's (reading and decrypting the input on
+// one, decoding on another), so that a large bundle uses both cores of a
+// Pi; smaller ones decode in the caller's goroutine, which costs nothing
+// to start.
+const bigPayload = 4 << 20
+
+var decoders, bigDecoders sync.Pool
 
 // newDecoders asks the goroutine started by init for a new decoder. A
 // zstd.Decoder holds channels, and a channel made inside a
@@ -292,7 +299,7 @@ var decoders sync.Pool
 // Both channels are made here, outside any bubble; decoders are
 // interchangeable, so concurrent callers may take each other's.
 var (
-	askDecoder = make(chan struct{})
+	askDecoder = make(chan int) // the decoder concurrency wanted
 	newDecoder = make(chan decoderOrErr)
 )
 
@@ -303,9 +310,9 @@ type decoderOrErr struct {
 
 func init() {
 	go func() {
-		for range askDecoder {
+		for conc := range askDecoder {
 			d, err := zstd.NewReader(nil,
-				zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderConcurrency(conc),
 				zstd.WithDecoderMaxWindow(maxWindow),
 				zstd.WithDecoderLowmem(true),
 			)
@@ -314,19 +321,29 @@ func init() {
 	}()
 }
 
-func getDecoder() (*zstd.Decoder, error) {
-	if d, ok := decoders.Get().(*zstd.Decoder); ok {
-		return d, nil
+func getDecoder(big bool) (*pooledDecoder, error) {
+	pool, conc := &decoders, 1
+	if big {
+		pool, conc = &bigDecoders, 2
 	}
-	askDecoder <- struct{}{}
+	if d, ok := pool.Get().(*zstd.Decoder); ok {
+		return &pooledDecoder{d, pool}, nil
+	}
+	askDecoder <- conc
 	r := <-newDecoder
 	if r.err != nil {
 		return nil, fmt.Errorf("bundle: decompress: %w", r.err)
 	}
-	return r.d, nil
+	return &pooledDecoder{r.d, pool}, nil
 }
 
-func putDecoder(d *zstd.Decoder) {
+// pooledDecoder is a decoder and the pool it goes back to.
+type pooledDecoder struct {
+	*zstd.Decoder
+	pool *sync.Pool
+}
+
+func putDecoder(d *pooledDecoder) {
 	d.Reset(nil)
-	decoders.Put(d)
+	d.pool.Put(d.Decoder)
 }

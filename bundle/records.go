@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // RecordType says what a record holds. The values are wire constants.
@@ -29,6 +27,8 @@ func (t RecordType) String() string {
 		return "file"
 	case RecordAttachment:
 		return "attachment"
+	case RecordTransfer:
+		return "transfer"
 	case RecordAnnounce:
 		return "announce"
 	}
@@ -48,7 +48,7 @@ type Records struct {
 	lim     Limits
 	payload *payloadReader
 	age     io.Reader
-	dec     *zstd.Decoder
+	dec     *pooledDecoder
 	content *countingReader
 
 	count   uint64

@@ -102,6 +102,7 @@ func TestWireConstants(t *testing.T) {
 		{"RecordReceipt", uint64(bundle.RecordReceipt), 0x02},
 		{"RecordFile", uint64(bundle.RecordFile), 0x03},
 		{"RecordAttachment", uint64(bundle.RecordAttachment), 0x04},
+		{"RecordTransfer", uint64(bundle.RecordTransfer), 0x05},
 		{"MaxAttachmentSize", bundle.MaxAttachmentSize, 52428800},
 		{"RecordAnnounce", uint64(bundle.RecordAnnounce), 0x20},
 		{"MaxAnnounceSize", bundle.MaxAnnounceSize, 16384},

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -28,7 +29,11 @@ type Writer struct {
 
 	payload *payloadWriter
 	age     io.WriteCloser
+	sink    *sink // age, on other goroutines once the bundle is large
 	zw      *zstd.Encoder
+	zwOpen  bool // zw has a frame under way
+	frames  int  // frames written: compressed and stored
+	rawHdr  []byte
 
 	content   uint64 // record bytes written so far, framing included
 	records   uint64
@@ -76,7 +81,8 @@ func NewWriter(dst io.WriteSeeker, h Header, key ed25519.PrivateKey, recipients 
 	if w.age, err = age.Encrypt(w.payload, recipients...); err != nil {
 		return nil, fmt.Errorf("bundle: encrypt: %w", err)
 	}
-	w.zw, err = zstd.NewWriter(w.age,
+	w.sink = &sink{w: w.age}
+	w.zw, err = zstd.NewWriter(w.sink,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithWindowSize(writerWindow),
 		zstd.WithEncoderConcurrency(2),
@@ -143,10 +149,95 @@ func (w *Writer) writeContent(p []byte) error {
 	if w.content+uint64(len(p)) > w.lim.MaxContentSize {
 		return w.fail(&LimitError{What: "content size", Got: w.content + uint64(len(p)), Limit: w.lim.MaxContentSize})
 	}
-	if _, err := w.zw.Write(p); err != nil {
-		return w.fail(fmt.Errorf("bundle: write: %w", err))
+	if len(p) >= storeMin && incompressible(p) {
+		if err := w.store(p); err != nil {
+			return w.fail(err)
+		}
+	} else {
+		if !w.zwOpen {
+			if w.frames > 0 {
+				w.zw.Reset(w.sink)
+			}
+			w.zwOpen = true
+			w.frames++
+		}
+		if _, err := w.zw.Write(p); err != nil {
+			return w.fail(fmt.Errorf("bundle: write: %w", err))
+		}
 	}
 	w.content += uint64(len(p))
+	return nil
+}
+
+// Bytes that do not compress (media, archives, encrypted files) are
+// stored: written in zstd frames of raw blocks (RFC 8878, 3.1.1.2), which
+// any zstd decoder reads and which cost no time to "compress" and almost
+// none to decompress. A write of storeMin bytes or more is stored when a
+// sample of it looks incompressible.
+const (
+	storeMin      = 64 << 10
+	storedFrame   = 1 << 20   // content of one stored frame, at most
+	rawBlockMax   = 128 << 10 // RFC 8878: Block_Maximum_Size
+	sampleWindow  = 2 << 10
+	storedEntropy = 7.9 // bits per byte of the sample, at least
+)
+
+// incompressible reports whether p looks like it would not compress: the
+// byte entropy of three samples (start, middle, end) is near 8 bits.
+func incompressible(p []byte) bool {
+	var hist [256]uint32
+	for _, at := range [3]int{0, len(p)/2 - sampleWindow/2, len(p) - sampleWindow} {
+		for _, c := range p[at : at+sampleWindow] {
+			hist[c]++
+		}
+	}
+	const n = 3 * sampleWindow
+	var e float64
+	for _, c := range hist {
+		if c > 0 {
+			f := float64(c) / n
+			e -= f * math.Log2(f)
+		}
+	}
+	return e >= storedEntropy
+}
+
+// store ends the compressed frame under way, if any, and writes p as
+// frames of raw blocks.
+func (w *Writer) store(p []byte) error {
+	if w.zwOpen {
+		if err := w.zw.Close(); err != nil {
+			return fmt.Errorf("bundle: compress: %w", err)
+		}
+		w.zwOpen = false
+	}
+	for len(p) > 0 {
+		frame := p[:min(len(p), storedFrame)]
+		p = p[len(frame):]
+		// Magic, then a descriptor: single segment, a 4-byte content
+		// size, no checksum, no dictionary.
+		h := binary.LittleEndian.AppendUint32(w.rawHdr[:0], 0xFD2FB528)
+		h = append(h, 0xA0)
+		h = binary.LittleEndian.AppendUint32(h, uint32(len(frame)))
+		for len(frame) > 0 {
+			block := frame[:min(len(frame), rawBlockMax)]
+			frame = frame[len(block):]
+			bh := uint32(len(block)) << 3 // Block_Type 0: raw
+			if len(frame) == 0 {
+				bh |= 1 // Last_Block
+			}
+			h = append(h, byte(bh), byte(bh>>8), byte(bh>>16))
+			if _, err := w.sink.Write(h); err != nil {
+				return fmt.Errorf("bundle: write: %w", err)
+			}
+			if _, err := w.sink.Write(block); err != nil {
+				return fmt.Errorf("bundle: write: %w", err)
+			}
+			h = h[:0]
+		}
+		w.rawHdr = h
+		w.frames++
+	}
 	return nil
 }
 
@@ -172,14 +263,23 @@ func (w *Writer) Close() error {
 	w.finished = true
 	if w.err != nil {
 		w.zw.Close()
+		w.sink.flush()
 		return w.err
 	}
 	if w.recLeft != 0 {
 		w.zw.Close()
+		w.sink.flush()
 		return w.fail(fmt.Errorf("bundle: last record ended %d bytes early", w.recLeft))
 	}
-	if err := w.zw.Close(); err != nil {
-		return w.fail(fmt.Errorf("bundle: compress: %w", err))
+	// The frame under way ends; an empty bundle still gets one (empty)
+	// frame, so that its payload is a zstd stream.
+	if w.zwOpen || w.frames == 0 {
+		if err := w.zw.Close(); err != nil {
+			return w.fail(fmt.Errorf("bundle: compress: %w", err))
+		}
+	}
+	if err := w.sink.flush(); err != nil {
+		return w.fail(fmt.Errorf("bundle: write: %w", err))
 	}
 	if err := w.age.Close(); err != nil {
 		return w.fail(fmt.Errorf("bundle: encrypt: %w", err))

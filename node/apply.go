@@ -273,6 +273,11 @@ type recordFault struct{ err error }
 func (e *recordFault) Error() string { return e.err.Error() }
 func (e *recordFault) Unwrap() error { return e.err }
 
+// RecordError marks err, met while reading a record's bytes through the
+// body a RecordHandler was given, as the bundle's fault: Ingest refuses
+// the bundle with it rather than failing as if the store had.
+func RecordError(err error) error { return &recordFault{err} }
+
 // faultReader remembers the first read error of the record it reads, so
 // that a failed copy can be blamed on the bundle or on the disk.
 type faultReader struct {

@@ -34,35 +34,63 @@ func RegisterRecordHandler(t bundle.RecordType, fn RecordHandler) {
 }
 
 // CommitHook runs in Ingest after every record of a bundle for this node
-// was applied and before the transaction commits; an error aborts the
-// ingest as a store failure (rolled back). The archive makes the chunks
+// was applied and before the transaction commits; an error wrapping a
+// *bundle.FormatError or *bundle.LimitError refuses the bundle, any other
+// aborts the ingest as a store failure (rolled back). The archive makes the chunks
 // it buffered durable here, so that no bundle counts as applied before
 // its chunks are on disk.
 type CommitHook func(ctx context.Context, n *Node, tx *sql.Tx) error
 
 var (
-	commitHooksMu sync.Mutex
-	commitHooks   []CommitHook
+	commitHooks   hookList[CommitHook]
+	rollbackHooks hookList[RollbackHook]
 )
 
 // RegisterCommitHook adds fn to the hooks Ingest runs before committing
 // an applied bundle.
-func RegisterCommitHook(fn CommitHook) {
-	commitHooksMu.Lock()
-	defer commitHooksMu.Unlock()
-	commitHooks = append(commitHooks, fn)
-}
+func RegisterCommitHook(fn CommitHook) { commitHooks.add(fn) }
 
 func runCommitHooks(ctx context.Context, n *Node, tx *sql.Tx) error {
-	commitHooksMu.Lock()
-	hooks := commitHooks
-	commitHooksMu.Unlock()
-	for _, fn := range hooks {
+	for _, fn := range commitHooks.all() {
 		if err := fn(ctx, n, tx); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// RollbackHook runs in Ingest when a bundle for this node is not
+// committed after all (refused, or the store failed): it undoes what the
+// record handlers of transaction tx left outside the database, such as
+// files staged for a transfer.
+type RollbackHook func(n *Node, tx *sql.Tx)
+
+// RegisterRollbackHook adds fn to the hooks Ingest runs when an applied
+// bundle does not commit.
+func RegisterRollbackHook(fn RollbackHook) { rollbackHooks.add(fn) }
+
+func runRollbackHooks(n *Node, tx *sql.Tx) {
+	for _, fn := range rollbackHooks.all() {
+		fn(n, tx)
+	}
+}
+
+// hookList is a list of hooks that packages register in their init.
+type hookList[F any] struct {
+	mu  sync.Mutex
+	fns []F
+}
+
+func (h *hookList[F]) add(fn F) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fns = append(h.fns, fn)
+}
+
+func (h *hookList[F]) all() []F {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.fns
 }
 
 func recordHandler(t bundle.RecordType) RecordHandler {

@@ -191,6 +191,12 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 		return res, fmt.Errorf("node: begin: %w", err)
 	}
 	defer tx.Rollback()
+	committed := false
+	defer func() {
+		if !committed {
+			runRollbackHooks(n, tx)
+		}
+	}()
 	if seen, err := n.seen(ctx, tx, id); err != nil {
 		return res, err
 	} else if seen {
@@ -214,7 +220,8 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 			if err := fn(ctx, n, tx, &h, rr); err != nil {
 				var fe *bundle.FormatError
 				var le *bundle.LimitError
-				if errors.As(err, &fe) || errors.As(err, &le) {
+				var rf *recordFault
+				if errors.As(err, &fe) || errors.As(err, &le) || errors.As(err, &rf) {
 					return refuse(err)
 				}
 				return res, err
@@ -258,6 +265,11 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 		return res, err
 	}
 	if err := runCommitHooks(ctx, n, tx); err != nil {
+		var fe *bundle.FormatError
+		var le *bundle.LimitError
+		if errors.As(err, &fe) || errors.As(err, &le) {
+			return refuse(err) // a hook found the bundle's records wanting as a whole
+		}
 		return res, err
 	}
 	if err := insertBundle(ctx, tx, id, &h, int64(h.PayloadSize)+rd.PayloadOffset(), n.now().UnixMilli(), "applied"); err != nil {
@@ -266,7 +278,7 @@ func (n *Node) apply(ctx context.Context, rd *bundle.Reader, res IngestResult) (
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("node: commit: %w", err)
 	}
-	ap.committed = true
+	ap.committed, committed = true, true
 	forgetVersion(ctx)
 	for _, b := range ap.delivered {
 		if err := n.spool.remove(b); err != nil {

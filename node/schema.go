@@ -305,6 +305,42 @@ var migrations = []string{
 		node BLOB PRIMARY KEY,
 		at   INTEGER NOT NULL          -- unix ms: the time of its latest summary taken in
 	) WITHOUT ROWID;`,
+	// File transfers (package transfer, docs/transfer.md): what came in,
+	// filed where, part by part; and what this node sent, bundle by bundle.
+	`CREATE TABLE transfers_in (
+		id      BLOB PRIMARY KEY,            -- 16 bytes, the sender's
+		source  BLOB NOT NULL,               -- the sending node
+		name    TEXT NOT NULL,
+		folder  TEXT NOT NULL UNIQUE,        -- under the received folder: sender/name
+		note    TEXT NOT NULL,
+		files   INTEGER NOT NULL,            -- totals the sender announced
+		bytes   INTEGER NOT NULL,
+		parts   INTEGER NOT NULL,
+		first_at INTEGER NOT NULL,           -- unix ms
+		last_at  INTEGER NOT NULL
+	) WITHOUT ROWID;
+	CREATE TABLE transfer_parts_in (
+		transfer BLOB NOT NULL,
+		bundle   BLOB NOT NULL,
+		part     INTEGER NOT NULL,
+		files    INTEGER NOT NULL,
+		bytes    INTEGER NOT NULL,
+		PRIMARY KEY (transfer, bundle)
+	) WITHOUT ROWID;
+	CREATE TABLE transfers_out (
+		id      BLOB PRIMARY KEY,
+		dest    BLOB NOT NULL,
+		name    TEXT NOT NULL,
+		files   INTEGER NOT NULL,
+		bytes   INTEGER NOT NULL,
+		parts   INTEGER NOT NULL,
+		created INTEGER NOT NULL              -- unix ms
+	) WITHOUT ROWID;
+	CREATE TABLE transfer_bundles_out (
+		transfer BLOB NOT NULL,
+		bundle   BLOB NOT NULL,
+		PRIMARY KEY (transfer, bundle)
+	) WITHOUT ROWID;`,
 }
 
 func migrate(db *sql.DB) error {

@@ -135,11 +135,7 @@ func copyAtomic(path string, r io.Reader, progress func(int64)) (int64, error) {
 		os.Remove(tmp)
 		return 0, fmt.Errorf("usb: write %s: %w", filepath.Base(path), err)
 	}
-	var w io.Writer = f
-	if progress != nil {
-		w = &progressWriter{w: f, fn: progress}
-	}
-	n, err := io.CopyBuffer(w, r, make([]byte, 1<<20))
+	n, err := copyProgress(f, r, progress)
 	if err != nil {
 		return fail(err)
 	}
@@ -160,15 +156,28 @@ func copyAtomic(path string, r io.Reader, progress func(int64)) (int64, error) {
 	return n, nil
 }
 
-type progressWriter struct {
-	w  io.Writer
-	fn func(int64)
-}
+// copyStep is how much copyProgress copies between progress reports.
+const copyStep = 1 << 20
 
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.fn(int64(n))
-	return n, err
+// copyProgress copies r to f in steps of copyStep, reporting each. A
+// step goes through f.ReadFrom, so that a copy from a file (a spooled
+// bundle) stays in the kernel (copy_file_range or splice) rather than
+// passing through a buffer here.
+func copyProgress(f *os.File, r io.Reader, progress func(int64)) (int64, error) {
+	var total int64
+	for {
+		n, err := io.CopyN(f, r, copyStep)
+		total += n
+		if progress != nil && n > 0 {
+			progress(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 func syncDir(dir string) error {

@@ -144,15 +144,11 @@ func archiveSend(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 || *to == "" {
 		return usageError("archive send: want ITEM --to NODE")
 	}
-	n, err := openNode(*data)
+	n, p, err := openNodeFor(ctx, *data, *to)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	p, err := n.Peer(ctx, *to)
-	if err != nil {
-		return err
-	}
 	item, err := archive.ResolveItem(ctx, n, pos[0])
 	if err != nil {
 		return err

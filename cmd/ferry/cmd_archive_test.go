@@ -76,21 +76,7 @@ func mutateSite(t *testing.T, dir string) {
 // bytes.
 func sameTree(t *testing.T, a, b string) {
 	t.Helper()
-	read := func(root string) map[string][]byte {
-		m := map[string][]byte{}
-		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d.Type().IsRegular() {
-				rel, _ := filepath.Rel(root, p)
-				m[filepath.ToSlash(rel)], _ = os.ReadFile(p)
-			}
-			return nil
-		})
-		return m
-	}
-	ma, mb := read(a), read(b)
+	ma, mb := treeFiles(t, a), treeFiles(t, b)
 	if len(ma) != len(mb) {
 		t.Fatalf("%s has %d files, %s has %d", a, len(ma), b, len(mb))
 	}
@@ -99,6 +85,23 @@ func sameTree(t *testing.T, a, b string) {
 			t.Fatalf("%s differs", p)
 		}
 	}
+}
+
+// treeFiles reads the regular files under root, by slash-separated path.
+func treeFiles(t *testing.T, root string) map[string][]byte {
+	t.Helper()
+	m := map[string][]byte{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Type().IsRegular() {
+			rel, _ := filepath.Rel(root, p)
+			m[filepath.ToSlash(rel)], _ = os.ReadFile(p)
+		}
+		return nil
+	})
+	return m
 }
 
 func dirSize(t *testing.T, dir string) int64 {

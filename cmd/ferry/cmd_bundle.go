@@ -26,15 +26,11 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 	if *to == "" || *out == "" {
 		return usageError("export: want --to NODE --out DIR")
 	}
-	n, err := openNode(*data)
+	n, p, err := openNodeFor(ctx, *data, *to)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	p, err := n.Peer(ctx, *to)
-	if err != nil {
-		return err
-	}
 	rep, err := n.Export(ctx, p.ID, *out)
 	if err != nil {
 		return err

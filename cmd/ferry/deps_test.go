@@ -11,7 +11,7 @@ import (
 func TestDependenciesPointOneWay(t *testing.T) {
 	layer := map[string]int{
 		"ferry/bundle": 0, "ferry/node": 1, "ferry/carriers": 2, "ferry/archive": 2,
-		"ferry/usb": 3, "ferry/lora": 3, "ferry/ble": 3, "ferry/web": 4, "ferry/sim": 4,
+		"ferry/usb": 3, "ferry/lora": 3, "ferry/transfer": 3, "ferry/ble": 3, "ferry/web": 4, "ferry/sim": 4,
 	}
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "ferry/...").Output()
 	if err != nil {

@@ -64,6 +64,7 @@ func commands() []command {
 		{"backup", "[--data DIR] --out DIR", "copy identity, a database snapshot, spool and files into DIR, safely while the node runs", cmdBackup},
 		{"restore", "--from DIR --data NEWDIR", "check a backup against its manifest and restore it into an empty data directory", cmdRestore},
 		{"install", "[--data DIR] [--user USER] [--listen ADDR] [--prefix DIR]", "write a hardened systemd unit and a default config file for ferry serve", cmdInstall},
+		{"files", "send|list|sent [--data DIR] [--to PEER] [PATH...]", "send folders and files to a peer over any carrier; list transfers received (filed under DATA/received) or sent", cmdFiles},
 		{"archive", "add|list|get|send|propose|endorse|adopt|proposals|history|settings [--data DIR] ...", "keep files and website mirrors in the archive, choose them together, send them to peers as deltas", cmdArchive},
 		{"demo", "[--dir DIR] [--port 8080] [--lan-every D] [--stick-every D] [--lora-every D]", "run three communities on this machine (north, river, hill) linked by LAN, a walked stick and an emulated LoRa pair", cmdDemo},
 		{"sim", "[--scenario small|bench20] [--mode ferry,epidemic,direct] [--dir DIR] [--json]", "simulate a network of real nodes on a virtual clock and compare routing policies", cmdSim},
@@ -137,6 +138,21 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func openNode(dir string) (*node.Node, error) {
 	return node.Open(dir, node.Options{})
+}
+
+// openNodeFor opens the node in dir and finds its peer to (a name or an
+// ID); the caller closes the node.
+func openNodeFor(ctx context.Context, dir, to string) (*node.Node, *node.Peer, error) {
+	n, err := openNode(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := n.Peer(ctx, to)
+	if err != nil {
+		n.Close()
+		return nil, nil, err
+	}
+	return n, p, nil
 }
 
 func sortedKeys[M ~map[string]V, V any](m M) []string {
