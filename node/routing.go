@@ -66,6 +66,8 @@ const (
 	// destination) only to a peer whose delivery predictability for the
 	// destination exceeds the holder's own by more than this.
 	FocusMargin = 0.1
+	// FocusRatio: ... or more than this many times the holder's own.
+	FocusRatio = 2
 )
 
 // PRoPHET parameters (RFC 6693 §2.1.1, with its recommended values).
@@ -572,10 +574,14 @@ func sprayTo(reach, mine float64) bool {
 }
 
 // focusTo reports whether a holder of a bulky bundle hands a copy to a
-// peer: only one clearly likelier to reach the destination, by more than
-// FocusMargin (spray and focus). Predictabilities learned by transitivity
-// differ by noise from node to node; a bare "higher" would pass copies
-// along gateways that are no closer to the destination.
+// peer: only one clearly likelier to reach the destination (spray and
+// focus): by more than FocusMargin, or (where predictabilities are small,
+// far along a chain) more than FocusRatio times as likely. Predictabilities
+// learned by transitivity differ by noise from node to node; a bare
+// "higher" would pass copies along gateways that are no closer to the
+// destination. One hop closer multiplies a transitive predictability by
+// about 1/β = 4, so the ratio lets a copy move along a chain whose values
+// are all far below the margin.
 func focusTo(reach, mine float64) bool {
-	return reach > mine+FocusMargin
+	return reach > mine+FocusMargin || reach > mine*FocusRatio
 }

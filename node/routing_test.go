@@ -239,6 +239,27 @@ func TestPlanSprayTowardsFocusByMargin(t *testing.T) {
 	if plan(relay, dst, 0) != 1 {
 		t.Error("relay did not hand the bundle to its destination")
 	}
+	// Far along a chain every predictability is small: a peer one hop
+	// closer (about four times as likely) gets the copy, one barely
+	// likelier does not.
+	lone := peer
+	if err := lone.Encounter(ctx, relay.ID(), map[bundle.NodeID]float64{dst.ID(): 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := lone.Predictability(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mine[dst.ID()] // 0.75 × 0.1 × 0.25 ≈ 0.019
+	if p <= 0 || p >= node.FocusMargin/2 {
+		t.Fatalf("P(peer, dst) = %v, want a small transitive value", p)
+	}
+	if plan(lone, relay, p*1.5) != 0 {
+		t.Error("a copy went to a peer barely likelier, far from the destination")
+	}
+	if plan(lone, relay, p*4) != 1 {
+		t.Error("a copy did not go one hop closer along a chain")
+	}
 	// Epidemic hands it to anyone.
 	relay.SetRouting(node.Routing{Mode: node.RouteEpidemic})
 	if plan(relay, peer, 0) != 1 {
