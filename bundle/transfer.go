@@ -18,8 +18,11 @@ const (
 	MaxTransferNote  = 1 << 10 // bytes in its note
 	MaxTransferFiles = 1 << 20 // files in one transfer
 	MaxTransferParts = 1 << 16 // bundles of one transfer
-	MaxTransferBytes = 1 << 40 // bytes of one transfer, all parts
-	maxTransferHdr   = 16 + 2 + MaxTransferName + 4*10 + 2 + MaxTransferNote
+	// MaxTransferPartFiles bounds the files of one part (one bundle): a
+	// receiver keeps a part's file list until the part has verified.
+	MaxTransferPartFiles = 1 << 14
+	MaxTransferBytes     = 1 << 40 // bytes of one transfer, all parts
+	maxTransferHdr       = 16 + 2 + MaxTransferName + 4*10 + 2 + MaxTransferNote
 )
 
 // TransferHeader describes a file transfer, and the part of it that one

@@ -539,12 +539,29 @@ func (s *session) settleForPeer(ctx context.Context) error {
 		if b.Dest.Type != bundle.DestNode || bundle.NodeID(b.Dest.ID) != s.hi.id {
 			continue
 		}
-		if s.rep.InSync || s.peer.has(b.Source, b.Seq) {
+		if s.peerHolds(b.Source, b.Seq) {
 			ids = append(ids, b.ID)
 		}
 	}
 	s.settle = append(s.settle, ids...)
 	return s.flushCustody(ctx)
+}
+
+// peerHolds reports whether the peer is known to hold a bundle: the peer
+// took it or offered it in this session, or the two inventories compared
+// at the hello (equal digests, or reconciliation) say so. Those say
+// nothing of a bundle that reached this node after it computed its
+// vector, by another carrier at the same time (a stick plugged in during
+// a LAN session): equal digests then only mean the peer has what this
+// node had, so such a bundle waits for the next contact.
+func (s *session) peerHolds(source bundle.NodeID, seq uint64) bool {
+	if s.learned[seqRef{source, seq}] {
+		return true
+	}
+	if o := s.vec.Origin(source); o == nil || !o.Has(seq) {
+		return false // not in the inventory compared
+	}
+	return s.rep.InSync || s.peer.has(source, seq)
 }
 
 // loop runs reconciliation and the rounds of transfers.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"ferry/bundle"
 	"ferry/node"
 )
 
@@ -185,5 +187,58 @@ func TestRelayCarriesForKnownNodesOnly(t *testing.T) {
 		if !errors.Is(err, node.ErrCannotCarry) {
 			t.Errorf("lone took a bundle for hill: %v", err)
 		}
+	}
+}
+
+// TestTwoProcessesTakeDistinctBundleNumbers: two handles on one data
+// directory (serve and a command) sealing at once never give two bundles
+// the same number, which would hide one of them from every peer's
+// inventory.
+func TestTwoProcessesTakeDistinctBundleNumbers(t *testing.T) {
+	c := &clock{t: time.Now()}
+	north, river := newNode(t, "north", c), newNode(t, "river", c)
+	link(t, north, river)
+	other, err := node.Open(north.Dir(), node.Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	const each = 20
+	var mu sync.Mutex
+	seen := map[uint64]bundle.ID{}
+	var wg sync.WaitGroup
+	for _, n := range []*node.Node{north, other} {
+		wg.Go(func() {
+			for range each {
+				id, _, err := n.SealRecords(t.Context(), river.ID(), bundle.KindArchive, node.PriorityArchive, 0, func(w *bundle.Writer) error {
+					return w.WriteRecord(bundle.RecordFile, make([]byte, 2000))
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				f, err := n.OpenBundle(id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				rd, err := bundle.NewReader(f, bundle.Limits{})
+				f.Close()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if prev, ok := seen[rd.Header().Seq]; ok {
+					t.Errorf("bundles %s and %s both have number %d", prev, id, rd.Header().Seq)
+				}
+				seen[rd.Header().Seq] = id
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 2*each {
+		t.Errorf("%d distinct numbers for %d bundles", len(seen), 2*each)
 	}
 }

@@ -111,6 +111,32 @@ func (n *Node) Expire(ctx context.Context) error {
 	return nil
 }
 
+// Withdraw takes back bundles this node made that are still queued: they
+// leave the spool and count as expired, so no carrier takes them any
+// more. (One already carried may still arrive.) A command that queued
+// part of a whole and then failed withdraws the part.
+func (n *Node) Withdraw(ctx context.Context, ids []bundle.ID) error {
+	self := n.ID()
+	err := n.withTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE bundles SET state = 'expired'
+				WHERE id = ? AND state = 'outbound' AND source = ?`, id[:], self[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := n.spool.remove(id); err != nil {
+			n.log.Warn("removing a withdrawn bundle", "bundle", id, "err", err)
+		}
+	}
+	return nil
+}
+
 // ExportReport says what Export wrote.
 type ExportReport struct {
 	Written int   // bundles written

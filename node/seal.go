@@ -246,13 +246,29 @@ const seqFloorKey = "seq_floor"
 // restoreSeqMargin is the least a restore moves the numbers on.
 const restoreSeqMargin = 1 << 24
 
-// nextBundleSeq returns the number of this node's next bundle.
-func nextBundleSeq(ctx context.Context, q querier, self bundle.NodeID) (uint64, error) {
+// nextBundleSeq takes the number of this node's next bundle, in a write
+// transaction of its own, so that two processes sealing at once (serve,
+// and a command writing a transfer for minutes) never take the same one:
+// a second bundle under a number a peer already holds would never be
+// offered to it. A number taken by a seal that then fails is skipped.
+func nextBundleSeq(ctx context.Context, db *sql.DB, self bundle.NodeID) (uint64, error) {
 	var seq uint64
-	err := q.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(seq) FROM bundles WHERE source = ?), 0) + 1,
-		COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '`+seqFloorKey+`'), 0))`, self[:]).Scan(&seq)
+	err := runTx(ctx, db, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(seq) FROM bundles WHERE source = ?), 0) + 1,
+			COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '`+seqFloorKey+`'), 0),
+			COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '`+seqTakenKey+`'), 0) + 1)`, self[:]).Scan(&seq)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('`+seqTakenKey+`', ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, fmt.Sprint(seq))
+		return err
+	})
 	return seq, err
 }
+
+// seqTakenKey is the meta key of the last bundle number taken.
+const seqTakenKey = "bundle_seq_taken"
 
 // nextMessageSeq returns the number of this node's next message.
 func nextMessageSeq(ctx context.Context, q querier, self bundle.NodeID) (uint64, error) {

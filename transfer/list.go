@@ -44,7 +44,7 @@ type Out struct {
 // ListIn returns the transfers n received, newest first.
 func ListIn(ctx context.Context, n *node.Node) ([]In, error) {
 	rows, err := n.DB().QueryContext(ctx, `SELECT t.id, t.source, t.name, t.folder, t.note, t.files, t.bytes, t.parts,
-		t.first_at, t.last_at, count(p.bundle), coalesce(sum(p.files), 0), coalesce(sum(p.bytes), 0)
+		t.first_at, t.last_at, count(DISTINCT p.part), coalesce(sum(p.files), 0), coalesce(sum(p.bytes), 0)
 		FROM transfers_in t LEFT JOIN transfer_parts_in p ON p.transfer = t.id
 		GROUP BY t.id ORDER BY t.last_at DESC, t.id`)
 	if err != nil {

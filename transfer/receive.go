@@ -1,13 +1,16 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"ferry/bundle"
 	"ferry/node"
@@ -27,6 +31,10 @@ const ReceivedDir = "received"
 // stagingDir, under ReceivedDir, holds the files of bundles being taken
 // in, one folder per bundle, until the bundle has verified.
 const stagingDir = ".staging"
+
+// claimsDir, under ReceivedDir, holds one file per folder a transfer has
+// claimed: the transfer's ID and sender.
+const claimsDir = ".claims"
 
 // staleStaging is the age after which a staging folder no ingest is using
 // (the process was killed) is removed as debris.
@@ -52,7 +60,6 @@ type batch struct {
 	top   *os.File
 	stage *tree // .staging/BUNDLE
 	files []*staged
-	seen  map[string]bool
 	bytes uint64
 	cur   *os.File // the file the last record wrote, open for its next record
 }
@@ -84,7 +91,10 @@ func applyTransfer(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Head
 	if batchFor(n, tx) != nil {
 		return refuse("a second transfer record in one bundle")
 	}
-	raw, err := io.ReadAll(io.LimitReader(body, 4<<10))
+	if h.Kind != bundle.KindArchive {
+		return refuse("a transfer in a bundle of kind %d, not archive", h.Kind)
+	}
+	raw, err := io.ReadAll(io.LimitReader(bundleBody{body}, 4<<10))
 	if err != nil {
 		return err
 	}
@@ -108,7 +118,7 @@ func applyTransfer(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Head
 	if err != nil {
 		return fmt.Errorf("transfer: %w", err)
 	}
-	b := &batch{tx: tx, id: id, src: h.Source, h: th, dir: dir, top: top, seen: map[string]bool{}}
+	b := &batch{tx: tx, id: id, src: h.Source, h: th, dir: dir, top: top}
 	if b.stage, err = newTree(top, path.Join(stagingDir, name)); err != nil {
 		top.Close()
 		return err
@@ -158,16 +168,18 @@ func applyFile(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header, 
 	data := head[used:k]
 	var f *staged
 	if fh.Offset == 0 {
-		if b.seen[fh.Path] {
-			return refuse("%s arrives twice", fh.Path)
-		}
 		if uint64(len(b.files)) >= b.h.Files {
 			return refuse("more files than the %d the transfer announced", b.h.Files)
+		}
+		if len(b.files) >= bundle.MaxTransferPartFiles {
+			return refuse("more than %d files in one part", bundle.MaxTransferPartFiles)
+		}
+		if err := checkElements(fh.Path); err != nil {
+			return err
 		}
 		if err := b.closeCur(); err != nil {
 			return err
 		}
-		b.seen[fh.Path] = true
 		f = &staged{path: fh.Path, size: fh.Size}
 		b.files = append(b.files, f)
 		if b.cur, err = b.stage.create(fh.Path); err != nil {
@@ -200,6 +212,21 @@ func applyFile(ctx context.Context, n *node.Node, tx *sql.Tx, h *bundle.Header, 
 	}
 	return nil
 }
+
+// checkElements refuses a path no file system here can hold: a NUL byte,
+// or an element longer than 255 bytes.
+func checkElements(p string) error {
+	for _, e := range strings.Split(p, "/") {
+		if len(e) > maxName || strings.IndexByte(e, 0) >= 0 {
+			return refuse("%q cannot be a file name here (a NUL byte, or over %d bytes)", e, maxName)
+		}
+	}
+	return nil
+}
+
+// maxName is the longest file name, in bytes, of the file systems ferry
+// runs on (ext4, FAT32 and exFAT count 255).
+const maxName = 255
 
 // bundleBody blames the errors of reading a record on the bundle: a
 // payload cut short, damaged or failing its hash is refused.
@@ -270,14 +297,21 @@ func fileTransfer(ctx context.Context, n *node.Node, tx *sql.Tx) error {
 	if err != nil {
 		return err
 	}
-	if err := syncFS(b.top); err != nil {
-		return err
-	}
 	dst, err := newTree(b.top, folder)
 	if err != nil {
 		return err
 	}
 	defer dst.close()
+	// Every file must have a place before the first one moves: a part
+	// that clashes with an earlier one is refused with nothing of it filed.
+	for _, f := range b.files {
+		if err := dst.canTake(f.path); err != nil {
+			return err
+		}
+	}
+	if err := syncFS(b.top); err != nil {
+		return err
+	}
 	for _, f := range b.files {
 		if err := b.stage.moveTo(dst, f.path); err != nil {
 			return err
@@ -319,11 +353,17 @@ func (b *batch) release() {
 
 // folder returns where the transfer's files go, in the received folder:
 // the folder of its earlier parts, or SENDER/NAME, numbered when another
-// transfer holds that name.
+// transfer holds that name. A name is held by a transfer taken in, by a
+// claim (received/.claims: a part killed before its commit left its files
+// there), or by a folder that is there with files and no claim.
 func (b *batch) folder(ctx context.Context, n *node.Node, tx *sql.Tx) (string, error) {
 	var folder string
-	err := tx.QueryRowContext(ctx, `SELECT folder FROM transfers_in WHERE id = ?`, b.h.ID[:]).Scan(&folder)
+	var src []byte
+	err := tx.QueryRowContext(ctx, `SELECT folder, source FROM transfers_in WHERE id = ?`, b.h.ID[:]).Scan(&folder, &src)
 	if err == nil {
+		if !bytes.Equal(src, b.src[:]) {
+			return "", refuse("transfer %x is another sender's", b.h.ID)
+		}
 		return folder, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
@@ -333,29 +373,61 @@ func (b *batch) folder(ctx context.Context, n *node.Node, tx *sql.Tx) (string, e
 	if p, err := n.Peer(ctx, b.src.String()); err == nil {
 		sender = p.Name
 	}
-	base := path.Join(visibleName(sender), visibleName(b.h.Name))
-	for i := 1; ; i++ {
+	base := path.Join(visibleName(sender, maxName), visibleName(b.h.Name, maxName-len(" (99999)")))
+	for i := 1; i < 100000; i++ {
 		folder = base
 		if i > 1 {
 			folder = fmt.Sprintf("%s (%d)", base, i)
 		}
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM transfers_in WHERE folder = ?`, folder).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return folder, nil
+		if err == nil {
+			continue
 		}
-		if err != nil {
+		if !errors.Is(err, sql.ErrNoRows) {
 			return "", fmt.Errorf("transfer: %w", err)
 		}
+		if ok, err := b.claim(folder); err != nil || ok {
+			return folder, err
+		}
 	}
+	return "", fmt.Errorf("transfer: no free folder for %s", base)
+}
+
+// claim takes folder for this transfer unless a claim of another holds
+// it, or it is there already with files in it and no claim.
+func (b *batch) claim(folder string) (bool, error) {
+	sum := sha256.Sum256([]byte(folder))
+	name := path.Join(claimsDir, hex.EncodeToString(sum[:16]))
+	full := filepath.Join(b.dir, filepath.FromSlash(name))
+	want := hex.EncodeToString(b.h.ID[:]) + " " + hex.EncodeToString(b.src[:])
+	if got, err := os.ReadFile(full); err == nil {
+		return string(got) == want, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("transfer: %w", err)
+	}
+	if entries, err := os.ReadDir(filepath.Join(b.dir, filepath.FromSlash(folder))); err == nil && len(entries) > 0 {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Join(b.dir, claimsDir), 0o755); err != nil {
+		return false, fmt.Errorf("transfer: %w", err)
+	}
+	if err := os.WriteFile(full, []byte(want), 0o644); err != nil {
+		return false, fmt.Errorf("transfer: %w", err)
+	}
+	return true, nil
 }
 
 // visibleName makes s a safe folder name that is not hidden (and so never
 // ".staging").
-func visibleName(s string) string {
+func visibleName(s string, max int) string {
 	s = node.CleanFileName(s)
 	if strings.HasPrefix(s, ".") {
 		s = "_" + s
+	}
+	for len(s) > max {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
 	}
 	return s
 }

@@ -84,6 +84,7 @@ func Send(ctx context.Context, n *node.Node, peer bundle.NodeID, paths []string,
 	if opts.PartSize <= 0 {
 		opts.PartSize = DefaultPartSize
 	}
+	opts.PartSize = min(opts.PartSize, MaxFileSize) // a part under the bundle size limit, whatever compresses
 	name := opts.Name
 	if name == "" {
 		name = filepath.Base(filepath.Clean(paths[0]))
@@ -130,6 +131,16 @@ func Send(ctx context.Context, n *node.Node, peer bundle.NodeID, paths []string,
 		return nil, fmt.Errorf("transfer: %w", err)
 	}
 	pk := &packer{total: rep.Bytes, progress: opts.Progress}
+	// A send that fails part way takes back the parts it queued: the
+	// receiver never holds half a transfer it cannot complete.
+	fail := func(err error) (*SendReport, error) {
+		if werr := n.Withdraw(context.WithoutCancel(ctx), rep.Bundles); werr != nil {
+			err = errors.Join(err, werr)
+		}
+		n.DB().ExecContext(context.WithoutCancel(ctx), `DELETE FROM transfer_bundles_out WHERE transfer = ?`, rep.ID[:])
+		n.DB().ExecContext(context.WithoutCancel(ctx), `DELETE FROM transfers_out WHERE id = ?`, rep.ID[:])
+		return nil, err
+	}
 	for i, part := range parts {
 		hdr.Part = uint64(i + 1)
 		head, _ = hdr.AppendBinary(head[:0])
@@ -140,12 +151,12 @@ func Send(ctx context.Context, n *node.Node, peer bundle.NodeID, paths []string,
 			return pk.files(ctx, w, part)
 		})
 		if err != nil {
-			return rep, fmt.Errorf("transfer: part %d of %d: %w", i+1, len(parts), err)
-		}
-		if _, err := n.DB().ExecContext(ctx, `INSERT INTO transfer_bundles_out (transfer, bundle) VALUES (?, ?)`, rep.ID[:], id[:]); err != nil {
-			return rep, fmt.Errorf("transfer: %w", err)
+			return fail(fmt.Errorf("transfer: part %d of %d: %w (nothing of the transfer stays queued)", i+1, len(parts), err))
 		}
 		rep.Bundles = append(rep.Bundles, id)
+		if _, err := n.DB().ExecContext(ctx, `INSERT INTO transfer_bundles_out (transfer, bundle) VALUES (?, ?)`, rep.ID[:], id[:]); err != nil {
+			return fail(fmt.Errorf("transfer: %w", err))
+		}
 		rep.BundleBytes += size
 	}
 	return rep, nil
@@ -195,13 +206,14 @@ func collect(paths []string, rep *SendReport) ([]source, []*os.Root, error) {
 }
 
 // plan cuts files, in order, into parts of at most partSize bytes (a
-// larger file makes a part of its own).
+// larger file makes a part of its own) and bundle.MaxTransferPartFiles
+// files.
 func plan(files []source, partSize int64) [][]source {
 	var parts [][]source
 	var cur []source
 	var size int64
 	for _, f := range files {
-		if len(cur) > 0 && size+f.size > partSize {
+		if len(cur) > 0 && (size+f.size > partSize || len(cur) == bundle.MaxTransferPartFiles) {
 			parts = append(parts, cur)
 			cur, size = nil, 0
 		}

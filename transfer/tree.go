@@ -42,7 +42,7 @@ func (t *tree) dir(rel string) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		d, err := step(parent, path.Base(rel), rel)
+		d, err := step(parent, path.Base(rel), rel, true)
 		if err != nil {
 			return nil, err
 		}
@@ -51,7 +51,7 @@ func (t *tree) dir(rel string) (*os.File, error) {
 	}
 	cur := t.top
 	for _, name := range strings.Split(t.base, "/") {
-		d, err := step(cur, name, t.base)
+		d, err := step(cur, name, t.base, false)
 		if cur != t.top {
 			cur.Close()
 		}
@@ -64,19 +64,33 @@ func (t *tree) dir(rel string) (*os.File, error) {
 	return cur, nil
 }
 
-// step makes and opens the folder name in parent.
-func step(parent *os.File, name, show string) (*os.File, error) {
-	if err := unix.Mkdirat(int(parent.Fd()), name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+// step makes and opens the folder name in parent. A name from a bundle
+// (fromBundle) that cannot be a folder refuses the bundle; the folders
+// above a transfer's are this node's own, and trouble there is a store
+// error (say, the admin left a file or a link where ferry files a
+// sender's transfers).
+func step(parent *os.File, name, show string, fromBundle bool) (*os.File, error) {
+	err := unix.Mkdirat(int(parent.Fd()), name, 0o755)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		if fromBundle && badName(err) {
+			return nil, refuse("%s cannot be a folder name here: %v", show, err)
+		}
 		return nil, fmt.Errorf("transfer: make folder %s: %w", show, err)
 	}
 	fd, err := unix.Openat(int(parent.Fd()), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+	if fromBundle && (errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)) {
 		return nil, refuse("%s is a file of the transfer and a folder too", show)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("transfer: open folder %s: %w", show, err)
+		return nil, fmt.Errorf("transfer: open folder %s: %w (ferry files transfers only into plain folders)", show, err)
 	}
 	return os.NewFile(uintptr(fd), show), nil
+}
+
+// badName reports whether err says a name cannot exist on this file
+// system: too long, or holding a byte it refuses.
+func badName(err error) bool {
+	return errors.Is(err, unix.ENAMETOOLONG) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EILSEQ)
 }
 
 // room closes the open folders when there are many, before an operation
@@ -103,12 +117,35 @@ func (t *tree) create(rel string) (*os.File, error) {
 	}
 	fd, err := unix.Openat(int(d.Fd()), path.Base(rel), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if errors.Is(err, unix.EEXIST) {
-		return nil, refuse("%s clashes with another file of the transfer", rel)
+		return nil, refuse("%s arrives twice, or clashes with a folder of the transfer", rel)
+	}
+	if badName(err) {
+		return nil, refuse("%s cannot be a file name here: %v", rel, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("transfer: create %s: %w", rel, err)
 	}
 	return os.NewFile(uintptr(fd), rel), nil
+}
+
+// canTake checks, before anything moves, that the file rel of a part can
+// go to its place in t: its folders can be folders there (made if
+// missing) and it is not a folder itself.
+func (t *tree) canTake(rel string) error {
+	t.room()
+	d, err := t.dir(parentOf(rel))
+	if err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	err = unix.Fstatat(int(d.Fd()), path.Base(rel), &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return refuse("%s clashes with a folder received in another part", rel)
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("transfer: file %s: %w", rel, err)
+	}
+	return nil
 }
 
 // moveTo renames the file rel of t to the same place in dst, replacing a
@@ -124,11 +161,7 @@ func (t *tree) moveTo(dst *tree, rel string) error {
 	if err != nil {
 		return err
 	}
-	err = unix.Renameat(int(from.Fd()), path.Base(rel), int(to.Fd()), path.Base(rel))
-	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-		return refuse("%s clashes with a folder received in another part", rel)
-	}
-	if err != nil {
+	if err := unix.Renameat(int(from.Fd()), path.Base(rel), int(to.Fd()), path.Base(rel)); err != nil {
 		return fmt.Errorf("transfer: file %s: %w", rel, err)
 	}
 	return nil

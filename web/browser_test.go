@@ -639,6 +639,39 @@ func TestBrowserFlows(t *testing.T) {
 			}
 		})
 	}
+	// A folder river sends north with `ferry files send`: listed under
+	// Files, its hostile note shown as text, a file downloaded.
+	guide := filepath.Join(t.TempDir(), "clinic-guide")
+	readme := []byte("boil the water first\n")
+	if err := os.MkdirAll(filepath.Join(guide, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(guide, "sub", "readme.txt"), readme, 0o644)
+	note := `<img src=x onerror=alert(1)> for the clinic`
+	ferry(t, "files", "send", "--data", river.data, "--to", "north", "--note", note, guide)
+	carry(t, river, north, "north")
+	ada.open(north.url + "/files")
+	if st := ada.submit("a[href='/files/received']"); st != 200 {
+		t.Fatalf("received files: %d", st)
+	}
+	if got := ada.text("#received"); !strings.Contains(got, "clinic-guide") || !strings.Contains(got, note) || !strings.Contains(got, "complete") {
+		t.Errorf("the received files: %q", got)
+	}
+	if n := ada.count("#received img"); n != 0 {
+		t.Errorf("the sender's note made %d elements", n)
+	}
+	ada.shot("files-received")
+	if st := ada.submit("#received a[href^='/files/received/']"); st != 200 {
+		t.Fatalf("the transfer's folder: %d", st)
+	}
+	if st := ada.submit("#transfer a[href$='/sub/']"); st != 200 {
+		t.Fatalf("its sub folder: %d", st)
+	}
+	ada.shot("files-transfer")
+	if got := ada.download("#transfer a[download]"); !bytes.Equal(got, readme) {
+		t.Errorf("downloaded %q from the transfer, want %q", got, readme)
+	}
+
 	login := newTab(t, b, "login page", true)
 	login.open(north.url + "/login")
 	login.shot("login")

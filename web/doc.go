@@ -1,8 +1,9 @@
 // Package web is a ferry node's web inbox: the pages a community's
 // members use from any browser on the local network, with or without
 // JavaScript. It serves rooms, direct messages (here and to other
-// communities, with their delivery state), files, search, and the admin
-// pages (accounts, invites, peers).
+// communities, with their delivery state), files (and the folders other
+// communities sent, package transfer), search, and the admin pages
+// (accounts, invites, peers).
 //
 // Most callers need two things: [New] to make a [Server] for an open
 // node, and [Server.Open] to listen. [Server.SetupCode] gives the

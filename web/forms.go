@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"ferry/node"
 )
@@ -132,6 +133,15 @@ func (s *Server) serveBody(w http.ResponseWriter, r *http.Request, hash, name, t
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", `"`+hash+`"`)
+	serveDownload(w, r, f, fi.ModTime(), name, typ)
+	return nil
+}
+
+// serveDownload sends content as a download named name: never shown in
+// this site's origin, whatever it holds. typ is kept only if it is one of
+// inlineTypes.
+func serveDownload(w http.ResponseWriter, r *http.Request, content io.ReadSeeker, mod time.Time, name, typ string) {
 	if !inlineTypes[typ] {
 		typ = "application/octet-stream"
 	}
@@ -143,8 +153,7 @@ func (s *Server) serveBody(w http.ResponseWriter, r *http.Request, hash, name, t
 	}
 	h.Set("Content-Disposition", cd)
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "private, max-age=3600")
-	h.Set("ETag", `"`+hash+`"`)
-	http.ServeContent(w, r, "", fi.ModTime(), f)
-	return nil
+	http.ServeContent(w, r, "", mod, content)
 }

@@ -54,6 +54,8 @@ func (s *Server) routes() http.Handler {
 	mem.Handle("/files", s.handle(s.filesPage)).Methods("GET")
 	mem.Handle("/files/shared", s.handle(s.filesPage)).Methods("GET")
 	mem.Handle("/files/folder/{id:[0-9]+}", s.handle(s.filesPage)).Methods("GET")
+	mem.Handle("/files/received", s.handle(s.receivedPage)).Methods("GET")
+	mem.PathPrefix(receivedPrefix+"{id:[0-9a-f]{32}}/").Handler(s.handle(s.receivedBrowse)).Methods("GET", "HEAD")
 	mem.Handle("/files/upload", s.handle(s.uploadFile)).Methods("POST").Name("upload-file")
 	mem.Handle("/files/folder", s.handle(s.makeFolder)).Methods("POST")
 	mem.Handle("/files/{id:[0-9]+}", s.handle(s.downloadFile)).Methods("GET")

@@ -282,7 +282,7 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 		"{code}", "AAAA-AAAA-AAAA-AAAA", "{id:[0-9]+}", "1", "{action:rename|delete|share}", "rename",
 		"{action:rename|delete}", "rename", "{action:display|password|logout-all}", "display",
 		"{action:activate|deactivate|admin|member|reset}", "deactivate",
-		"{item:[0-9a-f]{32}}", "00112233445566778899aabbccddeeff", "{token:[^/]+}", "ada.9999999999.00",
+		"{item:[0-9a-f]{32}}", "00112233445566778899aabbccddeeff", "{id:[0-9a-f]{32}}", "00112233445566778899aabbccddeeff", "{token:[^/]+}", "ada.9999999999.00",
 		"{action:endorse|adopt|withdraw}", "endorse", "{id}", "north")
 	n := 0
 	err := f.s.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {

@@ -118,3 +118,25 @@ func (t *tamperLink) Send(f []byte) error {
 	}
 	return t.Link.Send(f)
 }
+
+// BeforeRecv wraps a link that calls fn once, before it hands over the
+// n-th frame received (from 1): the moment to make something happen to a
+// node in the middle of its session, as another carrier would.
+func BeforeRecv(l carriers.Link, n int, fn func()) carriers.Link {
+	return &beforeRecvLink{Link: l, n: n, fn: fn}
+}
+
+type beforeRecvLink struct {
+	carriers.Link
+	n    int
+	fn   func()
+	seen atomic.Int64
+}
+
+func (b *beforeRecvLink) Recv() ([]byte, error) {
+	f, err := b.Link.Recv()
+	if err == nil && b.seen.Add(1) == int64(b.n) {
+		b.fn()
+	}
+	return f, err
+}

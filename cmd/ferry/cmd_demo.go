@@ -24,6 +24,18 @@ import (
 // pair.
 var demoNames = []string{"north", "river", "hill"}
 
+// demoPlaces are where the communities say they are (made up, a few tens
+// of kilometres apart), and the carriers they announce, so that the map
+// page draws them.
+var demoPlaces = map[string]struct {
+	loc      node.Location
+	carriers []string
+}{
+	"north": {node.Location{Lat: 46.9, Lon: 7.4}, []string{"tcp", "lora"}},
+	"river": {node.Location{Lat: 46.5, Lon: 7.0}, []string{"tcp", "usb"}},
+	"hill":  {node.Location{Lat: 46.4, Lon: 7.8}, []string{"usb", "lora"}},
+}
+
 func cmdDemo(ctx context.Context, e *env, args []string) error {
 	fs := flags("demo", e)
 	dir := fs.String("dir", "", "folder for the three communities' data (default: a temporary folder, removed at the end)")
@@ -31,6 +43,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	lanEvery := fs.Duration("lan-every", 10*time.Second, "time between LAN syncs of north and river")
 	stickEvery := fs.Duration("stick-every", 20*time.Second, "time between the stick's stops (river, hill, river, ...)")
 	loraEvery := fs.Duration("lora-every", 30*time.Second, "time between LoRa sessions of hill and north")
+	announceEvery := fs.Duration("announce-every", time.Minute, "time between each community's announcements, which draw the map (0: never)")
 	verbose := fs.Bool("v", false, "log what the nodes and carriers do")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -53,7 +66,11 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	if err := d.start(ctx, *port); err != nil {
 		return err
 	}
-	d.printGuide(ctx)
+	for _, name := range demoNames {
+		f := &announceFlags{every: *announceEvery, ttl: node.DefaultAnnounceTTL}
+		defer startAnnouncer(ctx, d.nodes[name], f, demoPlaces[name].carriers, log)()
+	}
+	d.printGuide(ctx, *lanEvery, *stickEvery, *loraEvery)
 	var wg sync.WaitGroup
 	for _, run := range []func(context.Context){
 		func(ctx context.Context) { d.every(ctx, *lanEvery, d.lan) },
@@ -93,6 +110,14 @@ func (d *demo) start(ctx context.Context, port int) error {
 			return err
 		}
 		d.nodes[name] = n
+		if loc, err := n.Location(ctx); err != nil {
+			return err
+		} else if loc == nil {
+			place := demoPlaces[name].loc
+			if err := n.SetLocation(ctx, &place); err != nil {
+				return err
+			}
+		}
 		card, err := n.Card(nil, nil)
 		if err != nil {
 			return err
@@ -138,10 +163,11 @@ func (d *demo) start(ctx context.Context, port int) error {
 	return os.MkdirAll(d.stick, 0o755)
 }
 
-func (d *demo) printGuide(ctx context.Context) {
+func (d *demo) printGuide(ctx context.Context, lan, stick, radio time.Duration) {
 	w := d.e.stdout
 	fmt.Fprintln(w, "ferry demo: three communities on this machine, linked by three carriers")
 	fmt.Fprintln(w, "  north ──LAN── river ──USB stick── hill ──LoRa── north")
+	fmt.Fprintf(w, "  (LAN sync every %s, the stick changes hands every %s, a LoRa session every %s)\n", lan, stick, radio)
 	fmt.Fprintln(w)
 	for _, name := range demoNames {
 		addr := d.webs[name].Addr()
@@ -153,11 +179,12 @@ func (d *demo) printGuide(ctx context.Context) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Try this:")
-	fmt.Fprintln(w, "  1. Open each address, choose /setup, enter its code and make an admin (say ana, ben, cat).")
-	fmt.Fprintln(w, "  2. At north, write to ben@river: the LAN carries it within seconds.")
+	fmt.Fprintln(w, "  1. Open each address, go to /setup, enter its code and make an admin (ana at north, ben at river, cat at hill).")
+	fmt.Fprintln(w, "  2. At north, open Messages and write to ben@river: the LAN carries it within seconds.")
 	fmt.Fprintln(w, "  3. At north, write to cat@hill: it goes by LoRa, or by LAN to river and then on the stick.")
-	fmt.Fprintln(w, "  4. Watch the message turn carried, then delivered when the receipt comes back;")
-	fmt.Fprintln(w, "     the Peers and network page shows each link and what waits for whom.")
+	fmt.Fprintln(w, "  4. Watch the message turn carried, then delivered when the receipt comes back.")
+	fmt.Fprintln(w, "  5. /admin/peers shows each link and what waits for whom; /map draws the network.")
+	fmt.Fprintln(w, "The lines below say what each carrier moved.")
 	fmt.Fprintf(w, "Data in %s. Press Ctrl-C to stop.\n", d.dir)
 }
 

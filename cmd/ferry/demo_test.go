@@ -1,20 +1,22 @@
-//go:build demo
-
-// The demo's end-to-end test runs with -tags demo: on a loaded machine
-// its message to hill can stay "carried" for minutes (after the first
-// round the demo's LAN, stick and LoRa loops stop reporting), a fault
-// still open (docs/testing.md), so it is kept out of the default suite.
-
 package main
+
+// The demo's end-to-end test. Under load it once left the message to hill
+// "carried" for good in about 1 run of 3: river, in a LAN session with
+// north whose inventories were equal at the hello, dropped as delivered
+// the receipt for north that the stick brought it during that session
+// (carriers: settleForPeer, fixed; docs/testing.md). On a failure the
+// test prints each node's bundles and known bundles, which showed it.
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +33,7 @@ func TestDemoServesThreeInboxesAndStops(t *testing.T) {
 	dir := t.TempDir()
 	go func() {
 		done <- run(ctx, []string{"demo", "--dir", dir, "--port", "0", "--lan-every", "300ms",
-			"--stick-every", "300ms", "--lora-every", "1s"}, nil, &out, &errOut)
+			"--stick-every", "300ms", "--lora-every", "1s", "-v"}, nil, &out, &errOut)
 	}()
 	re := regexp.MustCompile(`(?m)^  (north|river|hill) +(http://127\.0\.0\.1:\d+/) +setup code (\S+)`)
 	deadline := time.Now().Add(30 * time.Second)
@@ -45,6 +47,12 @@ func TestDemoServesThreeInboxesAndStops(t *testing.T) {
 			t.Fatalf("the demo did not print three addresses:\n%s\n%s", out.String(), errOut.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The console tells what to try.
+	for _, want := range []string{"Try this:", "/setup", "ben@river", "cat@hill", "delivered", "/admin/peers", "/map"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo's guide does not mention %q:\n%s", want, out.String())
+		}
 	}
 	for _, u := range urls {
 		resp, err := http.Get(u[2] + "setup")
@@ -90,6 +98,9 @@ func TestDemoServesThreeInboxesAndStops(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline.Add(90 * time.Second)) { // only bounds a hang
+			for _, name := range demoNames {
+				t.Logf("%s holds:\n%s", name, dumpStore(filepath.Join(dir, name)))
+			}
 			cancel()
 			t.Fatalf("the message did not arrive and come back delivered: %+v\n%s\n%s", msgs, out.String(), errOut.String())
 		}
@@ -97,6 +108,28 @@ func TestDemoServesThreeInboxesAndStops(t *testing.T) {
 	}
 	if got, _ := hill.Inbox(t.Context(), "cat"); len(got) != 1 || got[0].Body != "over the hills" {
 		t.Errorf("hill's inbox: %+v", got)
+	}
+	// The communities' announcements reach north: its map shows all three
+	// where they said they are.
+	for {
+		dir, err := north.Directory(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		located := 0
+		for _, e := range dir {
+			if e.Location != nil {
+				located++
+			}
+		}
+		if located == 3 {
+			break
+		}
+		if time.Now().After(deadline.Add(90 * time.Second)) { // only bounds a hang
+			cancel()
+			t.Fatalf("north's directory: %+v\n%s", dir, out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	cancel()
 	select {
@@ -116,4 +149,40 @@ func TestDemoServesThreeInboxesAndStops(t *testing.T) {
 	if regexp.MustCompile(`ferry: demo: `).MatchString(errOut.String()) {
 		t.Errorf("a carrier failed:\n%s", errOut.String())
 	}
+}
+
+// dumpStore lists what a node accounts for: each bundle with its state,
+// each bundle known without being held, and each message, for a failure.
+func dumpStore(dir string) string {
+	n, err := node.Open(dir, node.Options{})
+	if err != nil {
+		return err.Error()
+	}
+	defer n.Close()
+	var b strings.Builder
+	for _, q := range []string{
+		`SELECT 'bundle', hex(substr(source, 1, 6)), seq, state, 'for', hex(substr(dest, 1, 6)) FROM bundles ORDER BY source, seq`,
+		`SELECT 'known', hex(substr(source, 1, 6)), seq, reason, 'for', hex(substr(dest, 1, 6)) FROM known_bundles ORDER BY source, seq`,
+		`SELECT 'message', hex(substr(origin, 1, 6)), seq, state, from_user, to_user FROM messages ORDER BY origin, seq`,
+	} {
+		rows, err := n.DB().Query(q)
+		if err != nil {
+			fmt.Fprintln(&b, err)
+			continue
+		}
+		for rows.Next() {
+			v := make([]any, 6)
+			p := make([]any, len(v))
+			for i := range v {
+				p[i] = &v[i]
+			}
+			if err := rows.Scan(p...); err != nil {
+				fmt.Fprintln(&b, err)
+				break
+			}
+			fmt.Fprintln(&b, v...)
+		}
+		rows.Close()
+	}
+	return b.String()
 }
