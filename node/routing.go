@@ -62,6 +62,12 @@ const (
 	// NarrowCapacity: a contact that can carry less than this is narrow
 	// (LoRa carries a few kilobytes an hour): messages and receipts only.
 	NarrowCapacity = 256 << 10
+	// FocusMargin: a bulky bundle's copies go (other than to its
+	// destination) only to a peer whose delivery predictability for the
+	// destination exceeds the holder's own by more than this.
+	FocusMargin = 0.1
+	// FocusRatio: ... or more than this many times the holder's own.
+	FocusRatio = 2
 )
 
 // PRoPHET parameters (RFC 6693 §2.1.1, with its recommended values).
@@ -213,7 +219,7 @@ func (n *Node) Plan(ctx context.Context, c Contact, cands []BundleInfo) ([]Bundl
 				keep = !scarce || reach >= mine[dest]
 			default:
 				left := copiesLeft(r, self, b, given)
-				keep = left > 1 || left == 1 && reach > mine[dest]
+				keep = left > 1 && sprayTo(reach, mine[dest]) || left == 1 && focusTo(reach, mine[dest])
 			}
 		}
 		if keep {
@@ -556,4 +562,26 @@ func (n *Node) settleDelivered(ctx context.Context, refs []SeqRef) (int, error) 
 		ids = append(ids, bundle.ID(id))
 	}
 	return len(ids), n.Settled(ctx, ids)
+}
+
+// sprayTo reports whether the source of a bulky bundle spends one of its
+// spare copies on a peer that reaches the destination with predictability
+// reach, mine being its own: a peer clearly likelier than itself
+// (focusTo), or anyone while it knows no way to the destination at all
+// (nobody knows where the bundle goes).
+func sprayTo(reach, mine float64) bool {
+	return focusTo(reach, mine) || mine < predictFloor
+}
+
+// focusTo reports whether a holder of a bulky bundle hands a copy to a
+// peer: only one clearly likelier to reach the destination (spray and
+// focus): by more than FocusMargin, or (where predictabilities are small,
+// far along a chain) more than FocusRatio times as likely. Predictabilities
+// learned by transitivity differ by noise from node to node; a bare
+// "higher" would pass copies along gateways that are no closer to the
+// destination. One hop closer multiplies a transitive predictability by
+// about 1/β = 4, so the ratio lets a copy move along a chain whose values
+// are all far below the margin.
+func focusTo(reach, mine float64) bool {
+	return reach > mine+FocusMargin || reach > mine*FocusRatio
 }

@@ -192,6 +192,81 @@ func TestPlanSprayAndWait(t *testing.T) {
 	}
 }
 
+// TestPlanSprayTowardsFocusByMargin: once the source knows a way to the
+// destination, it spends its spare copies only on peers likelier by more
+// than the focus margin; so does a relay with its one copy; the
+// destination always gets the bundle.
+func TestPlanSprayTowardsFocusByMargin(t *testing.T) {
+	_, ns := routingNodes(t, "src", "relay", "peer", "dst")
+	src, relay, peer, dst := ns[0], ns[1], ns[2], ns[3]
+	ctx := t.Context()
+	b := bulk(t, src, dst, 100<<10)
+	plan := func(n *node.Node, to *node.Node, reach float64) int {
+		t.Helper()
+		p, err := n.Plan(ctx, node.Contact{Peer: to.ID(), Medium: "tcp", Reach: map[bundle.NodeID]float64{dst.ID(): reach}}, []node.BundleInfo{b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(p)
+	}
+	// Knowing no way to dst, the source sprays blindly.
+	if plan(src, peer, 0) != 1 {
+		t.Fatal("source knowing no way did not spray")
+	}
+	// Having met dst (P = 0.75), it sprays only to clearly likelier peers.
+	if err := src.Encounter(ctx, dst.ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if plan(src, peer, 0.5) != 0 {
+		t.Error("source sprayed a copy to a peer less likely than itself")
+	}
+	if plan(src, peer, 0.75+node.FocusMargin/2) != 0 {
+		t.Error("source sprayed a copy to a peer barely likelier than itself")
+	}
+	if plan(src, peer, 0.75+node.FocusMargin*1.5) != 1 {
+		t.Error("source did not spray a copy to a clearly likelier peer")
+	}
+	// A relay (P = 0.75) hands its copy on only past the margin.
+	if err := relay.Encounter(ctx, dst.ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if plan(relay, peer, 0.75+node.FocusMargin/2) != 0 {
+		t.Error("relay handed its copy to a peer barely likelier than itself")
+	}
+	if plan(relay, peer, 0.75+node.FocusMargin*1.5) != 1 {
+		t.Error("relay kept its copy from a clearly likelier peer")
+	}
+	if plan(relay, dst, 0) != 1 {
+		t.Error("relay did not hand the bundle to its destination")
+	}
+	// Far along a chain every predictability is small: a peer one hop
+	// closer (about four times as likely) gets the copy, one barely
+	// likelier does not.
+	lone := peer
+	if err := lone.Encounter(ctx, relay.ID(), map[bundle.NodeID]float64{dst.ID(): 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := lone.Predictability(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mine[dst.ID()] // 0.75 × 0.1 × 0.25 ≈ 0.019
+	if p <= 0 || p >= node.FocusMargin/2 {
+		t.Fatalf("P(peer, dst) = %v, want a small transitive value", p)
+	}
+	if plan(lone, relay, p*1.5) != 0 {
+		t.Error("a copy went to a peer barely likelier, far from the destination")
+	}
+	if plan(lone, relay, p*4) != 1 {
+		t.Error("a copy did not go one hop closer along a chain")
+	}
+	// Epidemic hands it to anyone.
+	relay.SetRouting(node.Routing{Mode: node.RouteEpidemic})
+	if plan(relay, peer, 0) != 1 {
+		t.Error("epidemic withheld a bundle")
+	}
+}
+
 // TestPlanScarcePrefersLikelierPeer: when capacity is short, messages go
 // only to a peer at least as likely as this node to deliver them, the
 // likeliest destinations first.

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -35,10 +36,39 @@ type Result struct {
 	MaxStore   int64          `json:"max_store_bytes"`
 	CarryQuota int64          `json:"carry_quota"`
 	Contacts   map[string]int `json:"contacts"`
+	// Flows breaks the bundles handed on down by carrier and kind (from
+	// every node's custody records, one per bundle and peer or stick).
+	Flows []Flow `json:"flows"`
 	// Wall is how long the run took.
 	Wall time.Duration `json:"wall_ns"`
 
 	copiesSum, samples int
+}
+
+// Flow counts the bundles of one kind handed on over one carrier: to
+// their destination or to a relay (a stick counts as a relay).
+type Flow struct {
+	Carrier string `json:"carrier"`
+	Kind    string `json:"kind"` // "message", "receipt", "bulky"
+	ToDest  bool   `json:"to_dest"`
+	Count   int    `json:"count"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// WriteFlows writes each run's flows, one line each, the largest first.
+func WriteFlows(w io.Writer, rs []*Result) {
+	for _, r := range rs {
+		fmt.Fprintf(w, "%s: bundles handed on, by carrier and kind\n", r.Mode)
+		fs := slices.Clone(r.Flows)
+		slices.SortFunc(fs, func(a, b Flow) int { return cmp.Compare(b.Bytes, a.Bytes) })
+		for _, f := range fs {
+			to := "relay"
+			if f.ToDest {
+				to = "destination"
+			}
+			fmt.Fprintf(w, "  %-9s %-8s to %-11s %7d bundles %9.1f MB\n", f.Carrier, f.Kind, to, f.Count, float64(f.Bytes)/1e6)
+		}
+	}
 }
 
 // Overhead returns the bytes carried per byte delivered.

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -283,6 +284,9 @@ func (r *runner) finish(ctx context.Context) error {
 		res.DeliveredBytes += size
 	}
 	res.Carried = r.nw.Carried
+	if err := r.flows(ctx); err != nil {
+		return err
+	}
 	res.Messages.summarize()
 	res.Bulk.summarize()
 	res.All = Delivery{Sent: res.Messages.Sent + res.Bulk.Sent, Delivered: res.Messages.Delivered + res.Bulk.Delivered,
@@ -292,4 +296,66 @@ func (r *runner) finish(ctx context.Context) error {
 		res.MeanCopies = float64(res.copiesSum) / float64(res.samples)
 	}
 	return nil
+}
+
+// flows sums every node's custody records by carrier, kind and whether the
+// bundle went to its destination.
+func (r *runner) flows(ctx context.Context) error {
+	type key struct {
+		carrier, kind string
+		toDest        bool
+	}
+	sum := map[key]*Flow{}
+	for _, n := range r.nw.Nodes {
+		rows, err := n.DB().QueryContext(ctx, `SELECT h.carrier, b.kind, b.priority, b.size,
+				b.dest_type = ? AND b.dest = h.peer FROM handoffs h JOIN bundles b ON b.id = h.bundle`, bundle.DestNode)
+		if err != nil {
+			return fmt.Errorf("sim: flows: %w", err)
+		}
+		for rows.Next() {
+			var k key
+			var kind bundle.Kind
+			var prio int
+			var size int64
+			if err := rows.Scan(&k.carrier, &kind, &prio, &size, &k.toDest); err != nil {
+				rows.Close()
+				return fmt.Errorf("sim: flows: %w", err)
+			}
+			switch {
+			case kind == bundle.KindArchive || size > node.DefaultBulkSize:
+				k.kind = "bulky"
+			case prio == 0:
+				k.kind = "receipt"
+			default:
+				k.kind = "message"
+			}
+			f := sum[k]
+			if f == nil {
+				f = &Flow{Carrier: k.carrier, Kind: k.kind, ToDest: k.toDest}
+				sum[k] = f
+			}
+			f.Count++
+			f.Bytes += size
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+	}
+	for _, f := range sum {
+		r.res.Flows = append(r.res.Flows, *f)
+	}
+	slices.SortFunc(r.res.Flows, func(a, b Flow) int {
+		return cmp.Or(cmp.Compare(a.Carrier, b.Carrier), cmp.Compare(a.Kind, b.Kind), compareBool(a.ToDest, b.ToDest))
+	})
+	return nil
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

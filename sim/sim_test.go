@@ -38,6 +38,21 @@ func TestSmallScenario(t *testing.T) {
 	if ferry.Carried >= epidemic.Carried {
 		t.Errorf("ferry carried %d bytes, epidemic %d", ferry.Carried, epidemic.Carried)
 	}
+	// The custody records account for the bytes carried: each bundle
+	// counted once per peer or stick it went to, so no more than the
+	// bytes written, and the bulky bundles among them.
+	for _, r := range rs {
+		var sum, bulky int64
+		for _, f := range r.Flows {
+			sum += f.Bytes
+			if f.Kind == "bulky" {
+				bulky += f.Bytes
+			}
+		}
+		if sum == 0 || sum > r.Carried || bulky == 0 {
+			t.Errorf("%s: flows %d bytes (%d bulky), carried %d", r.Mode, sum, bulky, r.Carried)
+		}
+	}
 	if ferry.CarryQuota == 0 || ferry.MaxStore > ferry.CarryQuota {
 		t.Errorf("max store %d over quota %d", ferry.MaxStore, ferry.CarryQuota)
 	}

@@ -47,6 +47,8 @@ func cmdSim(ctx context.Context, e *env, args []string) error {
 		return printJSON(e.stdout, rs)
 	}
 	sim.WriteTable(e.stdout, rs)
+	fmt.Fprintln(e.stdout)
+	sim.WriteFlows(e.stdout, rs)
 	return nil
 }
 
