@@ -1,6 +1,7 @@
 package usb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,10 @@ type Report struct {
 
 	Left    []Issue `json:"left,omitempty"`    // bundles left on the stick for others
 	Refused []Issue `json:"refused,omitempty"` // damaged bundles, moved to FERRY/damaged
+	// Failed are bundles this node could not take in for a reason of its
+	// own (a full disk): they stay on the stick, and the sync ends in an
+	// error once everything else is done.
+	Failed []Issue `json:"failed,omitempty"`
 	Ignored []Issue `json:"ignored,omitempty"` // inventories not trusted or unreadable
 
 	Inventories []string `json:"inventories"` // nodes whose inventories the stick holds
@@ -121,6 +126,9 @@ func Sync(ctx context.Context, n *node.Node, root string, opts Options) (*Report
 	}
 	s.rep.Free = s.free()
 	s.rep.Finished = n.Now()
+	if s.failed != nil {
+		return s.rep, fmt.Errorf("%d bundles were not taken in and stay on the stick; the first: %w", len(s.rep.Failed), s.failed)
+	}
 	return s.rep, nil
 }
 
@@ -141,6 +149,7 @@ type syncer struct {
 	// notIntroduced are announcements waiting for the one that
 	// introduces their node.
 	notIntroduced []waiting
+	failed        error // the first bundle this node could not take in
 }
 
 // waiting is a bundle on the stick to try again.
@@ -304,7 +313,13 @@ func (s *syncer) importBundles(ctx context.Context) error {
 			return err
 		}
 		if err := s.ingest(ctx, t.path, t.id); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			// One bundle this node cannot store (say, a transfer whose
+			// folder it cannot make) must not keep the rest from it.
+			s.rep.Failed = append(s.rep.Failed, Issue{File: s.rel(t.path), Reason: err.Error()})
+			s.failed = cmp.Or(s.failed, err)
 		}
 		done += t.size
 		s.rep.Imported += t.size

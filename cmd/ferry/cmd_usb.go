@@ -61,6 +61,9 @@ func printUSBReport(e *env, r *usb.Report) {
 	for _, i := range r.Left {
 		fmt.Fprintf(w, "left   %s: %s\n", i.File, i.Reason)
 	}
+	for _, i := range r.Failed {
+		fmt.Fprintf(e.stderr, "failed  %s: %s (left on the stick)\n", i.File, i.Reason)
+	}
 	for _, i := range r.Ignored {
 		fmt.Fprintf(e.stderr, "ignored inventory %s: %s\n", i.File, i.Reason)
 	}

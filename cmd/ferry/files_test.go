@@ -331,3 +331,44 @@ func TestTransferOpensWithAgeAndZstd(t *testing.T) {
 	}
 	t.Logf("files %d bytes, payload %d, content %d", total, in.PayloadLength, len(content))
 }
+
+// TestTransferBlockedLocallyKeepsTheRestMoving: a part this node cannot
+// file (a plain file sits where the sender's folder goes) fails the sync
+// with its reason and stays on the stick, while the message on the same
+// stick is taken in; put right, the next sync files it.
+func TestTransferBlockedLocallyKeepsTheRestMoving(t *testing.T) {
+	root := t.TempDir()
+	north := newCommunity(t, root, "north", "alice")
+	river := newCommunity(t, root, "river", "bob")
+	introduce(t, north, river)
+	tree := filepath.Join(root, "guide")
+	makeTree(t, tree, 1<<20)
+	mustFerry(t, "files", "send", "--data", north.data, "--to", "river", tree)
+	mustFerry(t, "send", "--data", north.data, "--from", "alice", "--to", "bob@river", "the boat leaves at dawn")
+	stick := mkdir(t, filepath.Join(root, "stick"))
+	mustFerry(t, "usb", "sync", "--data", north.data, stick)
+
+	blocker := filepath.Join(river.data, "received", "north")
+	if err := os.MkdirAll(filepath.Dir(blocker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blocker, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := ferry(t, "usb", "sync", "--data", river.data, stick)
+	if r.code != 1 || !strings.Contains(r.stderr, "failed") || !strings.Contains(r.stderr, "left on the stick") {
+		t.Fatalf("usb sync with a blocked transfer: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(mustFerry(t, "inbox", "--data", river.data, "--user", "bob"), "the boat leaves at dawn") {
+		t.Error("the message on the same stick was not taken in")
+	}
+	if len(filesIn(t, river)) != 0 {
+		t.Error("a transfer that could not be filed is listed")
+	}
+
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	mustFerry(t, "usb", "sync", "--data", river.data, stick)
+	sameTree(t, tree, filepath.Join(river.data, "received", "north", "guide"))
+}
