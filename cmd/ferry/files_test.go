@@ -16,6 +16,19 @@ import (
 	"ferry/transfer"
 )
 
+// transferPair makes north and river, trusting each other, and a folder
+// "guide" (makeTree) with a random file of big bytes, all under root.
+func transferPair(t *testing.T, big int) (root string, north, river community, tree string) {
+	t.Helper()
+	root = t.TempDir()
+	north = newCommunity(t, root, "north", "alice")
+	river = newCommunity(t, root, "river", "bob")
+	introduce(t, north, river)
+	tree = filepath.Join(root, "guide")
+	makeTree(t, tree, big)
+	return root, north, river, tree
+}
+
 // makeTree writes a folder of files of every shape a transfer must
 // carry: nested folders, an empty file, a file larger than one record
 // (16 MiB), a name that is not ASCII, and many small files.
@@ -67,12 +80,7 @@ func filesIn(t *testing.T, c community) []transfer.In {
 // part delivered, and that a second transfer of the same name gets a
 // folder of its own.
 func TestFilesTransferByStick(t *testing.T) {
-	root := t.TempDir()
-	north := newCommunity(t, root, "north", "alice")
-	river := newCommunity(t, root, "river", "bob")
-	introduce(t, north, river)
-	tree := filepath.Join(root, "guide")
-	makeTree(t, tree, 20<<20)
+	root, north, river, tree := transferPair(t, 20<<20)
 
 	rep := ferryJSON[transfer.SendReport](t, "files", "send", "--data", north.data, "--to", "river", "--part-mib", "4", "--note", "for the clinic", "--json", tree)
 	if rep.Files != 130 || rep.Parts < 3 || rep.Name != "guide" {
@@ -123,12 +131,7 @@ func TestFilesTransferByStick(t *testing.T) {
 // TestFilesTransferRefusesDamage: a transfer bundle bit-flipped or cut
 // short on the stick is refused with its reason and leaves no file.
 func TestFilesTransferRefusesDamage(t *testing.T) {
-	root := t.TempDir()
-	north := newCommunity(t, root, "north", "alice")
-	river := newCommunity(t, root, "river", "bob")
-	introduce(t, north, river)
-	tree := filepath.Join(root, "guide")
-	makeTree(t, tree, 1<<20)
+	root, north, river, tree := transferPair(t, 1<<20)
 	mustFerry(t, "files", "send", "--data", north.data, "--to", "river", tree)
 
 	for _, damage := range []string{"flip", "cut"} {
@@ -174,12 +177,7 @@ func TestFilesTransferRefusesDamage(t *testing.T) {
 func TestFilesTransferSurvivesSIGKILL(t *testing.T) {
 	const minKills = 12
 	rng := crashRand(t)
-	root := t.TempDir()
-	north := newCommunity(t, root, "north", "alice")
-	river := newCommunity(t, root, "river", "bob")
-	introduce(t, north, river)
-	tree := filepath.Join(root, "guide")
-	makeTree(t, tree, 6<<20)
+	root, north, river, tree := transferPair(t, 6<<20)
 	mustFerry(t, "files", "send", "--data", north.data, "--to", "river", "--part-mib", "1", tree)
 	stick := mkdir(t, filepath.Join(root, "stick"))
 	mustFerry(t, "usb", "sync", "--data", north.data, stick)
@@ -268,12 +266,7 @@ func copyTree(t *testing.T, from, to string) {
 // tools, and its records hold the files.
 func TestTransferOpensWithAgeAndZstd(t *testing.T) {
 	ageBin, zstdBin := requireTool(t, "age"), requireTool(t, "zstd")
-	root := t.TempDir()
-	north := newCommunity(t, root, "north", "alice")
-	river := newCommunity(t, root, "river", "bob")
-	introduce(t, north, river)
-	tree := filepath.Join(root, "guide")
-	makeTree(t, tree, 2<<20)
+	root, north, river, tree := transferPair(t, 2<<20)
 	want := treeFiles(t, tree)
 	var total int
 	for _, b := range want {
@@ -337,12 +330,7 @@ func TestTransferOpensWithAgeAndZstd(t *testing.T) {
 // with its reason and stays on the stick, while the message on the same
 // stick is taken in; put right, the next sync files it.
 func TestTransferBlockedLocallyKeepsTheRestMoving(t *testing.T) {
-	root := t.TempDir()
-	north := newCommunity(t, root, "north", "alice")
-	river := newCommunity(t, root, "river", "bob")
-	introduce(t, north, river)
-	tree := filepath.Join(root, "guide")
-	makeTree(t, tree, 1<<20)
+	root, north, river, tree := transferPair(t, 1<<20)
 	mustFerry(t, "files", "send", "--data", north.data, "--to", "river", tree)
 	mustFerry(t, "send", "--data", north.data, "--from", "alice", "--to", "bob@river", "the boat leaves at dawn")
 	stick := mkdir(t, filepath.Join(root, "stick"))
