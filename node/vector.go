@@ -20,8 +20,10 @@ func (r Range) Len() uint64 { return r.Hi - r.Lo + 1 }
 
 // OriginVector is what a node has accounted for of one origin's bundles:
 // every sequence number from 1 to Max except the Holes. A node numbers its
-// bundles 1, 2, 3... without gaps, so a node that has seen everything an
-// origin made up to Max has no holes.
+// bundles 1, 2, 3..., so a node that has seen everything an origin made up
+// to Max has no holes, but for the numbers the origin never used (a seal
+// that failed after taking its number, a restore's floor): every node
+// holds those as the same holes.
 type OriginVector struct {
 	Origin bundle.NodeID
 	Max    uint64
