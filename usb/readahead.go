@@ -26,7 +26,7 @@ type aheadBlock struct {
 }
 
 const (
-	aheadSize = 1 << 20
+	aheadSize   = 1 << 20
 	aheadBlocks = 4
 )
 

@@ -73,7 +73,7 @@ type Report struct {
 	// Failed are bundles this node could not take in for a reason of its
 	// own (a full disk): they stay on the stick, and the sync ends in an
 	// error once everything else is done.
-	Failed []Issue `json:"failed,omitempty"`
+	Failed  []Issue `json:"failed,omitempty"`
 	Ignored []Issue `json:"ignored,omitempty"` // inventories not trusted or unreadable
 
 	Inventories []string `json:"inventories"` // nodes whose inventories the stick holds
