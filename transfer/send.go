@@ -132,12 +132,14 @@ func Send(ctx context.Context, n *node.Node, peer bundle.NodeID, paths []string,
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, rep.ID[:], peer[:], name, len(files), rep.Bytes, len(parts), n.Now().UnixMilli()); err != nil {
 		return nil, fmt.Errorf("transfer: %w", err)
 	}
-	sealed := sealParts(ctx, n, peer, hdr, parts, &progress{total: rep.Bytes, fn: opts.Progress})
+	sealed, cause := sealParts(ctx, n, peer, hdr, parts, &progress{total: rep.Bytes, fn: opts.Progress})
 	var failed error
-	for i, r := range sealed {
+	if cause != nil {
+		failed = fmt.Errorf("transfer: %w (nothing of the transfer stays queued)", cause)
+	}
+	for _, r := range sealed {
 		if r.err != nil {
-			failed = cmp.Or(failed, fmt.Errorf("transfer: part %d of %d: %w (nothing of the transfer stays queued)", i+1, len(parts), r.err))
-			continue
+			continue // the parts cancelled because of cause
 		}
 		rep.Bundles = append(rep.Bundles, r.id)
 		rep.BundleBytes += r.size
@@ -173,11 +175,14 @@ type sealed struct {
 }
 
 // sealParts seals the parts, sealers at a time, and returns each one's
-// bundle or error, in part order. The first error stops the parts not yet
-// begun and cancels those under way.
-func sealParts(ctx context.Context, n *node.Node, peer bundle.NodeID, hdr bundle.TransferHeader, parts [][]source, pr *progress) []sealed {
+// bundle or error, in part order, and the first error met. That error
+// stops the parts not yet begun and cancels those under way (their errors
+// are only its consequence).
+func sealParts(ctx context.Context, n *node.Node, peer bundle.NodeID, hdr bundle.TransferHeader, parts [][]source, pr *progress) ([]sealed, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var mu sync.Mutex
+	var cause error
 	out := make([]sealed, len(parts))
 	next := make(chan int, len(parts))
 	for i := range parts {
@@ -208,13 +213,23 @@ func sealParts(ctx context.Context, n *node.Node, peer bundle.NodeID, hdr bundle
 				}
 				if err != nil {
 					out[i].err = err
-					cancel()
+					mu.Lock()
+					if cause == nil {
+						cause = fmt.Errorf("part %d of %d: %w", i+1, len(parts), err)
+						cancel()
+					}
+					mu.Unlock()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return out
+	for i := range out {
+		if cause == nil && out[i].err != nil { // the caller's context ended
+			cause = fmt.Errorf("part %d of %d: %w", i+1, len(parts), out[i].err)
+		}
+	}
+	return out, cause
 }
 
 // progress adds up the bytes the sealers pack and reports them.

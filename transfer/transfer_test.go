@@ -2,6 +2,7 @@ package transfer_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,39 +10,13 @@ import (
 	"testing"
 
 	"ferry/bundle"
+	"ferry/carriers/carriertest"
 	"ferry/node"
 	"ferry/transfer"
 )
 
 // The tests here seal transfer parts by hand, as a hostile or broken
 // sender could, and take them in through node.Ingest at a real node.
-
-func newNode(t *testing.T, name string) *node.Node {
-	t.Helper()
-	n, err := node.Init(filepath.Join(t.TempDir(), name), name, node.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
-}
-
-func link(t *testing.T, ns ...*node.Node) {
-	t.Helper()
-	for _, a := range ns {
-		card, err := a.Card(nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range ns {
-			if a != b {
-				if _, err := b.AddPeer(t.Context(), card, ""); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-}
 
 type file struct {
 	path string
@@ -117,7 +92,7 @@ func files(t *testing.T, n *node.Node) []string {
 }
 
 func TestHostilePartsAreRefusedWithNothingFiled(t *testing.T) {
-	north, river := newNode(t, "north"), newNode(t, "river")
+	north, river := carriertest.NewNode(t, "north"), carriertest.NewNode(t, "river")
 	h := bundle.TransferHeader{ID: [16]byte{1}, Name: "t", Files: 10, Bytes: 1 << 20, Part: 1, Parts: 2}
 	cases := []struct {
 		why   string
@@ -129,7 +104,7 @@ func TestHostilePartsAreRefusedWithNothingFiled(t *testing.T) {
 		{"a name over 255 bytes", []file{{"x", "1"}, {strings.Repeat("n", 256), "2"}}},
 		{"more files than announced", []file{{"1", ""}, {"2", ""}, {"3", ""}}},
 	}
-	link(t, north, river)
+	carriertest.Introduce(t, north, river)
 	for _, c := range cases {
 		hh := h
 		if c.why == "more files than announced" {
@@ -154,8 +129,8 @@ func TestHostilePartsAreRefusedWithNothingFiled(t *testing.T) {
 }
 
 func TestTransferIDStaysItsSenders(t *testing.T) {
-	north, river, mallory := newNode(t, "north"), newNode(t, "river"), newNode(t, "mallory")
-	link(t, north, river, mallory)
+	north, river, mallory := carriertest.NewNode(t, "north"), carriertest.NewNode(t, "river"), carriertest.NewNode(t, "mallory")
+	carriertest.Introduce(t, north, river, mallory)
 	h := bundle.TransferHeader{ID: [16]byte{7}, Name: "guide", Files: 2, Bytes: 100, Part: 1, Parts: 2}
 	if err := carry(t, north, river, part(t, north, river, h, file{"a", "north's"})); err != nil {
 		t.Fatal(err)
@@ -169,8 +144,8 @@ func TestTransferIDStaysItsSenders(t *testing.T) {
 }
 
 func TestLongNamesStillFindAFolder(t *testing.T) {
-	north, river := newNode(t, "north"), newNode(t, "river")
-	link(t, north, river)
+	north, river := carriertest.NewNode(t, "north"), carriertest.NewNode(t, "river")
+	carriertest.Introduce(t, north, river)
 	long := strings.Repeat("é", 127) // 254 bytes
 	for i := range 2 {
 		h := bundle.TransferHeader{ID: [16]byte{byte(i + 1)}, Name: "." + long, Files: 1, Bytes: 1, Part: 1, Parts: 1}
@@ -196,8 +171,8 @@ func TestLongNamesStillFindAFolder(t *testing.T) {
 // A folder left by a part killed before its commit (files, no row) is
 // not given to another transfer of the same name.
 func TestForeignFolderIsNotReused(t *testing.T) {
-	north, river := newNode(t, "north"), newNode(t, "river")
-	link(t, north, river)
+	north, river := carriertest.NewNode(t, "north"), carriertest.NewNode(t, "river")
+	carriertest.Introduce(t, north, river)
 	stray := filepath.Join(transfer.Received(river), "north", "files")
 	if err := os.MkdirAll(stray, 0o755); err != nil {
 		t.Fatal(err)
@@ -214,5 +189,41 @@ func TestForeignFolderIsNotReused(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(stray+" (2)", "keep.txt")); string(b) != "x" {
 		t.Errorf("the transfer is not in files (2): %q", b)
+	}
+}
+
+// TestFailedSendWithdrawsItsParts: a file that shrinks while a transfer
+// is being written fails the send, and the parts already queued are
+// taken back: nothing of the transfer waits for a carrier, and it is not
+// listed as sent.
+func TestFailedSendWithdrawsItsParts(t *testing.T) {
+	north, river := carriertest.NewNode(t, "north"), carriertest.NewNode(t, "river")
+	carriertest.Introduce(t, north, river)
+	dir := t.TempDir()
+	const parts = 8
+	for i := range parts {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := filepath.Join(dir, fmt.Sprintf("f%d", parts-1))
+	shrunk := false
+	_, err := transfer.Send(t.Context(), north, river.ID(), []string{dir}, transfer.SendOptions{PartSize: 1 << 20,
+		Progress: func(done, total int64) {
+			if !shrunk { // the first part is under way; the last not begun
+				shrunk = true
+				if err := os.Truncate(last, 10); err != nil {
+					t.Error(err)
+				}
+			}
+		}})
+	if err == nil || !strings.Contains(err.Error(), "shrank") {
+		t.Fatalf("send of a file that shrank: %v", err)
+	}
+	if out, err := north.Outgoing(t.Context(), river.ID()); err != nil || len(out) != 0 {
+		t.Errorf("after the failed send, %d bundles wait for river (%v), want none", len(out), err)
+	}
+	if sent, err := transfer.ListOut(t.Context(), north); err != nil || len(sent) != 0 {
+		t.Errorf("after the failed send, %d transfers listed as sent (%v)", len(sent), err)
 	}
 }

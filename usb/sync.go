@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"ferry/bundle"
 	"ferry/node"
 )
@@ -394,7 +392,7 @@ func (s *syncer) ingest(ctx context.Context, path string, id bundle.ID) error {
 	defer f.Close()
 	// Read on the stick well ahead of the verifier: a stick answers
 	// large sequential reads fastest, and reading runs on its own core.
-	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	adviseSequential(f)
 	ra := newReadAhead(f)
 	res, err := s.n.Ingest(ctx, ra)
 	ra.Close()
